@@ -1,0 +1,351 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to pandorafms.server
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Database connections shared by every module.
+
+Settings are merged from, lowest priority first: built-in defaults, the
+client option file (``config_file``, ``~/.my.cnf``), the Pandora FMS
+configuration (``pandora_server.conf`` or the console's ``config.php``), and
+the explicit ``login_*`` options.  The password never appears in a message.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+import re
+import stat
+import tempfile
+import traceback
+
+from ansible_collections.pandorafms.server.plugins.module_utils._errors import (
+    ConfigError, ConnectionFailed, MissingDependency)
+
+try:
+    import pymysql
+    import pymysql.cursors
+    PYMYSQL_IMPORT_ERROR = None
+except ImportError:  # pragma: no cover - depends on the managed host
+    pymysql = None
+    PYMYSQL_IMPORT_ERROR = traceback.format_exc()
+
+DEFAULT_SOCKETS = ("/run/mysqld/mysqld.sock", "/var/run/mysqld/mysqld.sock", "/var/lib/mysql/mysql.sock")
+SETTING_KEYS = ("host", "port", "user", "password", "unix_socket", "database", "ca_cert",
+                "client_cert", "client_key", "check_hostname", "connect_timeout", "ssl")
+MASK = "********"
+
+
+def require_pymysql():
+    if pymysql is None:
+        import sys
+        raise MissingDependency(
+            "the Python library PyMySQL is not installed for %s on the managed host; install it "
+            "(Debian: apt-get install python3-pymysql; or pip install PyMySQL) or set "
+            "ansible_python_interpreter to a Python that has it" % sys.executable,
+            exception=PYMYSQL_IMPORT_ERROR)
+
+
+class ConnectionSettings(object):
+    """Where and how to log in.  ``repr`` and ``describe`` never show the password."""
+
+    def __init__(self, **kwargs):
+        self.host = "localhost"
+        self.port = 3306
+        self.user = None
+        self.password = None
+        self.unix_socket = None
+        self.database = None
+        self.ca_cert = None
+        self.client_cert = None
+        self.client_key = None
+        self.check_hostname = None
+        self.connect_timeout = 30
+        self.ssl = False
+        self.sources = []
+        self.update(kwargs, None)
+
+    def update(self, values, source):
+        used = False
+        for key, value in values.items():
+            if key not in SETTING_KEYS:
+                raise ValueError("unknown connection setting %s" % key)
+            if value is None:
+                continue
+            setattr(self, key, value)
+            used = True
+        if used and source:
+            self.sources.append(source)
+        return self
+
+    def copy(self, **overrides):
+        other = ConnectionSettings()
+        for key in SETTING_KEYS:
+            setattr(other, key, getattr(self, key))
+        other.sources = list(self.sources)
+        return other.update(overrides, None)
+
+    def describe(self, database=None):
+        database = database if database is not None else self.database
+        where = self.unix_socket if self._use_socket() else "%s:%s" % (self.host, self.port)
+        text = "%s@%s" % (self.user or "(default user)", where)
+        if database:
+            text += " database '%s'" % database
+        return text
+
+    def __repr__(self):
+        return "ConnectionSettings(%s)" % self.describe()
+
+    def _use_socket(self):
+        return bool(self.unix_socket)
+
+    def redact(self, text):
+        """Mask the password anywhere in ``text``."""
+        text = str(text)
+        if self.password:
+            text = text.replace(self.password, MASK)
+        return text
+
+    def pymysql_kwargs(self, database=None, autocommit=True):
+        kwargs = {
+            "user": self.user,
+            "password": self.password or "",
+            "connect_timeout": self.connect_timeout,
+            "autocommit": autocommit,
+            "charset": "utf8mb4",
+            "database": database if database is not None else self.database,
+        }
+        if self._use_socket():
+            kwargs["unix_socket"] = self.unix_socket
+        else:
+            kwargs["host"] = self.host
+            kwargs["port"] = int(self.port)
+        if self.ssl or self.ca_cert or self.client_cert or self.client_key:
+            ssl = {}
+            if self.ca_cert:
+                ssl["ca"] = self.ca_cert
+            if self.client_cert:
+                ssl["cert"] = self.client_cert
+            if self.client_key:
+                ssl["key"] = self.client_key
+            ssl["check_hostname"] = bool(self.check_hostname)
+            kwargs["ssl"] = ssl
+            if not self.ca_cert:
+                kwargs["ssl_verify_cert"] = False
+        return kwargs
+
+
+# -- the client option file (~/.my.cnf) ------------------------------------
+_CNF_KEYS = {"user": "user", "password": "password", "pass": "password", "host": "host",
+             "port": "port", "socket": "unix_socket", "ssl-ca": "ca_cert", "ssl_ca": "ca_cert",
+             "ssl-cert": "client_cert", "ssl_cert": "client_cert", "ssl-key": "client_key",
+             "ssl_key": "client_key", "database": "database", "connect-timeout": "connect_timeout",
+             "connect_timeout": "connect_timeout"}
+_CNF_ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "r": "\r", "\\": "\\", "s": " ", '"': '"', "'": "'"}
+
+
+def _cnf_value(raw):
+    raw = raw.strip()
+    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
+        raw = raw[1:-1]
+    else:
+        raw = re.sub(r"\s+#.*$", "", raw)
+    return re.sub(r"\\(.)", lambda m: _CNF_ESCAPES.get(m.group(1), "\\" + m.group(1)), raw)
+
+
+def read_option_file(path, groups=("client", "client-server", "client-mariadb", "mysql")):
+    """Connection settings from a MySQL/MariaDB option file's client groups."""
+    values = {}
+    try:
+        with open(path) as handle:
+            lines = handle.read().splitlines()
+    except (IOError, OSError) as exc:
+        raise ConfigError("cannot read config_file %s: %s" % (path, exc.strerror or exc))
+    group = None
+    for line in lines:
+        line = line.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            group = line[1:-1].strip().lower()
+            continue
+        if group not in groups or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        key = key.strip().lower()
+        if key in _CNF_KEYS:
+            values[_CNF_KEYS[key]] = _cnf_value(value)
+    if "port" in values:
+        try:
+            values["port"] = int(values["port"])
+        except ValueError:
+            raise ConfigError("port %r in %s is not a number" % (values["port"], path))
+    if "connect_timeout" in values:
+        values["connect_timeout"] = int(values["connect_timeout"])
+    return values
+
+
+def _cnf_quote(value):
+    value = str(value)
+    for char, esc in (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t")):
+        value = value.replace(char, esc)
+    return '"%s"' % value
+
+
+def write_defaults_file(settings, directory=None):
+    """Write a 0600 ``--defaults-extra-file`` for client tools; return its path.
+
+    The caller removes it (see :func:`defaults_file`).  This is how a password
+    reaches ``mariadb``/``mariadb-dump`` without appearing in their argv.
+    """
+    lines = ["[client]"]
+    if settings.user:
+        lines.append("user=%s" % _cnf_quote(settings.user))
+    if settings.password:
+        lines.append("password=%s" % _cnf_quote(settings.password))
+    if settings.unix_socket:
+        lines.append("socket=%s" % _cnf_quote(settings.unix_socket))
+    else:
+        lines.append("host=%s" % _cnf_quote(settings.host))
+        lines.append("port=%d" % int(settings.port))
+        lines.append("protocol=TCP")
+    for attr, key in (("ca_cert", "ssl-ca"), ("client_cert", "ssl-cert"), ("client_key", "ssl-key")):
+        if getattr(settings, attr):
+            lines.append("%s=%s" % (key, _cnf_quote(getattr(settings, attr))))
+    if settings.check_hostname:
+        lines.append("ssl-verify-server-cert")
+    lines.append("connect-timeout=%d" % int(settings.connect_timeout))
+    fd, path = tempfile.mkstemp(prefix="pandora-client-", suffix=".cnf", dir=directory)
+    try:
+        os.fchmod(fd, stat.S_IRUSR | stat.S_IWUSR)
+        os.write(fd, ("\n".join(lines) + "\n").encode("utf-8"))
+    finally:
+        os.close(fd)
+    return path
+
+
+class defaults_file(object):
+    """``with defaults_file(settings) as path:`` - a client option file removed afterwards."""
+
+    def __init__(self, settings, directory=None):
+        self.settings = settings
+        self.directory = directory
+        self.path = None
+
+    def __enter__(self):
+        self.path = write_defaults_file(self.settings, self.directory)
+        return self.path
+
+    def __exit__(self, *exc):
+        if self.path and os.path.exists(self.path):
+            os.unlink(self.path)
+
+
+# -- resolving and connecting ------------------------------------------------
+def resolve_settings(explicit=None, config_file="~/.my.cnf", pandora_conf=None, console_conf=None):
+    """Merge the sources into one :class:`ConnectionSettings`.
+
+    ``explicit`` holds the module's ``login_*`` options (``None`` = not given),
+    ``pandora_conf`` / ``console_conf`` the connection dicts read from
+    pandora_server.conf or config.php.
+    """
+    settings = ConnectionSettings()
+    if config_file:
+        path = os.path.expanduser(config_file)
+        if os.path.exists(path):
+            settings.update(read_option_file(path), "config_file %s" % path)
+    if pandora_conf:
+        settings.update(pandora_conf, "pandora_server.conf")
+    if console_conf:
+        settings.update(console_conf, "console config.php")
+    explicit = dict(explicit or {})
+    settings.update(explicit, "module options")
+    if explicit.get("host") and not explicit.get("unix_socket") and not (pandora_conf or {}).get("unix_socket"):
+        # An explicit host means TCP, even if an option file named a socket.
+        settings.unix_socket = None
+    if settings.host == "localhost" and not settings.unix_socket and "port" not in explicit \
+            and not (pandora_conf or console_conf or {}).get("port"):
+        # libmysqlclient's rule: "localhost" means the local socket.
+        for candidate in DEFAULT_SOCKETS:
+            if os.path.exists(candidate):
+                settings.unix_socket = candidate
+                break
+    if settings.connect_timeout is not None:
+        try:
+            settings.connect_timeout = int(settings.connect_timeout)
+        except (TypeError, ValueError):
+            raise ConfigError("connect_timeout must be a number of seconds")
+    return settings
+
+
+def connect(settings, database=None, autocommit=True):
+    """Open a PyMySQL connection or raise :class:`ConnectionFailed` with a clear reason."""
+    require_pymysql()
+    database = database if database is not None else settings.database
+    try:
+        return pymysql.connect(**settings.pymysql_kwargs(database, autocommit))
+    except pymysql.err.MySQLError as exc:
+        code = exc.args[0] if exc.args else None
+        reason = exc.args[1] if len(exc.args) > 1 else str(exc)
+        hint = ""
+        if code == 1045:
+            hint = " Check login_user/login_password (or dbuser/dbpass in the Pandora configuration)."
+        elif code == 1049:
+            hint = " The database does not exist."
+        elif code in (2003, 2002, 2013):
+            hint = (" Is the server running and reachable from this host? (connect_timeout %ss)"
+                    % settings.connect_timeout)
+        raise ConnectionFailed(settings.redact("cannot connect to MariaDB/MySQL as %s: (%s) %s.%s" % (
+            settings.describe(database), code, reason, hint)), code=code)
+    except (OSError, ValueError) as exc:
+        raise ConnectionFailed(settings.redact("cannot connect to MariaDB/MySQL as %s: %s" % (
+            settings.describe(database), exc)))
+
+
+class ServerInfo(object):
+    """Engine and version of a server, for the places where SQL differs."""
+
+    def __init__(self, version_string):
+        self.version_string = version_string
+        self.engine = "mariadb" if "mariadb" in version_string.lower() else "mysql"
+        numbers = re.match(r"(\d+)\.(\d+)\.(\d+)", version_string)
+        self.version = tuple(int(n) for n in numbers.groups()) if numbers else (0, 0, 0)
+
+    @property
+    def is_mariadb(self):
+        return self.engine == "mariadb"
+
+    def as_dict(self):
+        return {"engine": self.engine, "version": ".".join(str(n) for n in self.version),
+                "version_string": self.version_string}
+
+    def dump_tool_names(self):
+        """Client tool names to try, best first."""
+        if self.is_mariadb:
+            return ("mariadb-dump", "mysqldump")
+        return ("mysqldump", "mariadb-dump")
+
+
+def server_info(conn):
+    with conn.cursor() as cur:
+        cur.execute("SELECT VERSION()")
+        return ServerInfo(cur.fetchone()[0])
+
+
+def table_exists(conn, table):
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE()"
+                    " AND table_name = %s", (table,))
+        return cur.fetchone()[0] > 0
+
+
+def column_exists(conn, table, column):
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE()"
+                    " AND table_name = %s AND column_name = %s", (table, column))
+        return cur.fetchone()[0] > 0
+
+
+def existing_tables(conn):
+    with conn.cursor() as cur:
+        cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()")
+        return set(row[0] for row in cur.fetchall())

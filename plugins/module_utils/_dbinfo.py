@@ -1,0 +1,48 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to pandorafms.server
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Facts about a Pandora FMS database: engine, schema version, lock, tconfig health, sizes."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+from ansible_collections.pandorafms.server.plugins.module_utils._connection import (
+    connect, existing_tables, server_info)
+from ansible_collections.pandorafms.server.plugins.module_utils._errors import PreconditionFailed
+from ansible_collections.pandorafms.server.plugins.module_utils._lock import is_free
+from ansible_collections.pandorafms.server.plugins.module_utils._tconfig import TConfig
+
+SCHEMA_TOKENS = ("db_scheme_first_version", "db_scheme_version", "db_scheme_build", "MR",
+                 "current_package", "db_maintance", "history_db_enabled")
+SIZE_TABLES = ("tagente", "tagente_modulo", "tagente_datos", "tagente_datos_string", "tevento", "ttrap",
+               "tsesion")
+
+
+def database_facts(settings):
+    """Return a dict of facts; raises ConnectionFailed / PreconditionFailed."""
+    conn = connect(settings)
+    try:
+        info = server_info(conn)
+        tables = existing_tables(conn)
+        if "tconfig" not in tables:
+            raise PreconditionFailed("%s has no tconfig table: it is not a Pandora FMS database (or the "
+                                     "schema was never loaded)" % settings.describe())
+        tconfig = TConfig.load(conn)
+        sizes = {}
+        with conn.cursor() as cur:
+            cur.execute("SELECT table_name, table_rows, data_length + index_length FROM information_schema.tables"
+                        " WHERE table_schema = DATABASE()")
+            for name, rows, size in cur.fetchall():
+                if name in SIZE_TABLES:
+                    sizes[name] = {"estimated_rows": int(rows or 0), "bytes": int(size or 0)}
+        return {
+            "server": info.as_dict(),
+            "database": settings.database,
+            "tables": len(tables),
+            "schema": dict((token, tconfig.get(token)) for token in SCHEMA_TOKENS),
+            "tconfig_duplicates": dict((k, v) for k, v in tconfig.duplicates.items()),
+            "maintenance_lock_free": is_free(conn, settings.database),
+            "table_sizes": sizes,
+        }
+    finally:
+        conn.close()

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# ansible-test sanity on a clean copy of the collection at
+# .build/sanity/ansible_collections/pandorafms/server (ansible-test needs that layout).
+# Offline-safe: provides the pip bootstrap stand-in ansible-test asks for.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+venv=$repo/.venv
+dest=$repo/.build/sanity/ansible_collections/pandorafms/server
+
+rm -rf "$dest"
+mkdir -p "$dest"
+git ls-files -co --exclude-standard -z | while IFS= read -r -d '' f; do
+  [ -e "$f" ] || continue
+  mkdir -p "$dest/$(dirname "$f")"
+  cp -p "$f" "$dest/$f"
+done
+
+# ansible-test bootstraps pip by downloading get-pip.py; give it a local stand-in that uses
+# ensurepip and then pip install with the arguments it receives.
+pip_version=$("$venv/bin/python" -c 'from ansible_test._internal.python_requirements import PIP_VERSION as v; print(v)' 2>/dev/null \
+  || "$venv/bin/python" - <<'PY'
+import re, pathlib, ansible_test
+p = pathlib.Path(ansible_test.__file__).parent / "_internal" / "python_requirements.py"
+print(re.search(r"PIP_VERSION\s*=\s*'([^']+)'", p.read_text()).group(1))
+PY
+)
+cache=${HOME}/.ansible/test/cache
+mkdir -p "$cache"
+standin=$cache/get_pip_${pip_version//./_}.py
+if [ ! -f "$standin" ]; then
+  cat > "$standin" <<'PY'
+# Offline stand-in for get-pip.py, written by pandorafms.server's tools/sanity.sh.
+import subprocess
+import sys
+
+subprocess.check_call([sys.executable, "-m", "ensurepip", "--upgrade", "--default-pip"])
+# get-pip.py's own flags mean "do not add these packages"; pip install does not know them.
+args = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel")]
+subprocess.check_call([sys.executable, "-m", "pip", "install"] + args)
+PY
+fi
+
+cd "$dest"
+export PATH=$venv/bin:$PATH
+ansible-test sanity --python 3.11 --color no "$@"

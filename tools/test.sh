@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every test: pytest (engine, modules, roles' files, against private MariaDB servers),
+# ansible-test sanity, ansible-lint, antsibull-changelog lint and the molecule scenarios.
+# Called by `make test` after tools/deps.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=$PWD/.venv/bin:$PATH
+status=0
+step() { echo; echo "=== $*"; }
+
+step "pytest"
+python -m pytest tests -q -p no:cacheprovider || status=1
+
+step "ansible-test sanity"
+tools/sanity.sh || status=1
+
+step "ansible-lint (production profile)"
+tools/lint.sh || status=1
+
+step "antsibull-changelog lint"
+antsibull-changelog lint || status=1
+
+step "molecule"
+tools/molecule.sh || status=1
+
+echo
+if [ "$status" = 0 ]; then echo "ALL TESTS PASSED"; else echo "SOME TESTS FAILED"; fi
+exit $status
