@@ -12,24 +12,31 @@ deps:
 test: deps
 	tools/test.sh
 
-pytest: deps
+pytest:
+	tools/deps.sh --no-docker
 	$(PY) -m pytest tests -q
 
-sanity: deps
+sanity:
+	tools/deps.sh --no-docker
 	tools/sanity.sh
 
-lint: deps
+lint:
+	tools/deps.sh --no-docker
 	tools/lint.sh
 
 molecule: deps
 	tools/molecule.sh
 
 ## demo: a throwaway MariaDB with a month of demo data, maintained by playbooks/maintain.yml
-demo: deps
+demo:
+	tools/deps.sh --no-docker
 	$(PY) tools/demo.py
 
-bench: deps
-	$(PY) benchmarks/run_all.py
+bench:
+	tools/deps.sh --no-docker
+	$(PY) benchmarks/bench_maintain.py
+	$(PY) benchmarks/bench_compact.py
+	$(PY) benchmarks/bench_backup.py
 
 clean:
 	rm -rf .build tests/output .pytest_cache

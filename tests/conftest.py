@@ -148,14 +148,14 @@ class PlaybookRunner(object):
         })
         full_env.update(env or {})
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env,
-                              cwd=self.workdir, universal_newlines=True)
+                              cwd=self.workdir, universal_newlines=True, check=False)
         if expect_rc is not None:
             assert proc.returncode == expect_rc, proc.stdout[-4000:] + proc.stderr[-4000:]
         try:
             data = json.loads(proc.stdout)
         except ValueError:
-            raise AssertionError("ansible-playbook printed no JSON:\n%s\n%s" % (proc.stdout[-4000:],
-                                                                                 proc.stderr[-4000:]))
+            raise AssertionError("ansible-playbook printed no JSON:\n%s\n%s"
+                                 % (proc.stdout[-4000:], proc.stderr[-4000:]))
         results = []
         for play_data in data["plays"]:
             for task in play_data["tasks"]:

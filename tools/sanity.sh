@@ -18,11 +18,11 @@ done
 
 # ansible-test bootstraps pip by downloading get-pip.py; give it a local stand-in that uses
 # ensurepip and then pip install with the arguments it receives.
-pip_version=$("$venv/bin/python" -c 'from ansible_test._internal.python_requirements import PIP_VERSION as v; print(v)' 2>/dev/null \
-  || "$venv/bin/python" - <<'PY'
-import re, pathlib, ansible_test
-p = pathlib.Path(ansible_test.__file__).parent / "_internal" / "python_requirements.py"
-print(re.search(r"PIP_VERSION\s*=\s*'([^']+)'", p.read_text()).group(1))
+pip_version=$("$venv/bin/python" - <<'PY'
+import pathlib, re
+import ansible_test
+src = (pathlib.Path(ansible_test.__file__).parent / "_internal" / "python_requirements.py").read_text()
+print(re.search(r"pip='([^']+)'", src).group(1))
 PY
 )
 cache=${HOME}/.ansible/test/cache
@@ -42,5 +42,8 @@ PY
 fi
 
 cd "$dest"
+# ansible-test lists the files git knows; make the copy its own repository so the outer
+# checkout (where .build/ is ignored) does not hide it.
+git init -q . && git add -A
 export PATH=$venv/bin:$PATH
 ansible-test sanity --python 3.11 --color no "$@"

@@ -11,6 +11,10 @@ step() { echo; echo "=== $*"; }
 step "pytest"
 python -m pytest tests -q -p no:cacheprovider || status=1
 
+# Every mariadbd the tests started lives under a pytest temporary directory; none may survive.
+left=$(pgrep -af 'mariadbd .*pytest-of-' || true)
+if [ -n "$left" ]; then echo "test servers left running:"; echo "$left"; status=1; fi
+
 step "ansible-test sanity"
 tools/sanity.sh || status=1
 

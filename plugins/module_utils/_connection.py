@@ -281,8 +281,17 @@ def connect(settings, database=None, autocommit=True):
     """Open a PyMySQL connection or raise :class:`ConnectionFailed` with a clear reason."""
     require_pymysql()
     database = database if database is not None else settings.database
+    kwargs = settings.pymysql_kwargs(database, autocommit)
+    # PyMySQL applies connect_timeout to the TCP connect only; a server that accepts and then
+    # hangs would block the handshake forever.  Bound the handshake too, then lift the bound so
+    # long maintenance statements are not cut off.
+    kwargs["read_timeout"] = kwargs["write_timeout"] = settings.connect_timeout
     try:
-        return pymysql.connect(**settings.pymysql_kwargs(database, autocommit))
+        conn = pymysql.connect(**kwargs)
+        for attr in ("_read_timeout", "_write_timeout"):
+            if hasattr(conn, attr):
+                setattr(conn, attr, None)
+        return conn
     except pymysql.err.MySQLError as exc:
         code = exc.args[0] if exc.args else None
         reason = exc.args[1] if len(exc.args) > 1 else str(exc)

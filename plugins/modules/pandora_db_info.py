@@ -16,14 +16,23 @@ description:
     is free, and the size of the largest tables.
   - Useful to check connectivity and credentials before a maintenance or backup job.
 author:
-  - pandorafms.server contributors
+  - pandorafms.server maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - pandorafms.server.connection
   - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.info_module
+  - ansible.builtin.action_common_attributes.actiongroups
 attributes:
   check_mode:
     support: full
+    details: The module only reads.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+  action_group:
+    support: full
+    membership:
+      - pandorafms.server.pandora
 options: {}
 '''
 

@@ -176,7 +176,7 @@ class MariaDBServer(object):
             extra.append("--force")
         with open(path, "rb") as handle:
             return subprocess.run(self.client_cmd(db, extra), stdin=handle, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE)
+                                  stderr=subprocess.PIPE, check=False)
 
     def create_database(self, name, drop=True):
         if drop:
