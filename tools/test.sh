@@ -24,6 +24,9 @@ tools/lint.sh || status=1
 step "antsibull-changelog lint"
 antsibull-changelog lint || status=1
 
+step "collection build, install and docs"
+tools/build_check.sh || status=1
+
 step "molecule"
 tools/molecule.sh || status=1
 

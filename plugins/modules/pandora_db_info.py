@@ -21,12 +21,15 @@ extends_documentation_fragment:
   - pandorafms.server.connection
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
+  - pandorafms.server.attributes
 attributes:
   check_mode:
     support: full
     details: The module only reads.
   diff_mode:
     support: none
+  idempotent:
+    support: full
   platform:
     platforms: posix
   action_group:
