@@ -213,6 +213,9 @@ def write_defaults_file(settings, directory=None):
             lines.append("%s=%s" % (key, _cnf_quote(getattr(settings, attr))))
     if settings.check_hostname:
         lines.append("ssl-verify-server-cert")
+    # Only the interactive client knows connect-timeout; mariadb-dump refuses a file that sets it
+    # in [client], so it goes to the client's own group.
+    lines.append("[mysql]")
     lines.append("connect-timeout=%d" % int(settings.connect_timeout))
     fd, path = tempfile.mkstemp(prefix="pandora-client-", suffix=".cnf", dir=directory)
     try:
