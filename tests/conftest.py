@@ -159,7 +159,8 @@ class PlaybookRunner(object):
         results = []
         for play_data in data["plays"]:
             for task in play_data["tasks"]:
-                results.append(task["hosts"]["localhost"])
+                if "localhost" in task["hosts"]:  # meta tasks have no host entry
+                    results.append(task["hosts"]["localhost"])
         return PlaybookResult(proc, results)
 
 
