@@ -9,11 +9,13 @@ status=0
 step() { echo; echo "=== $*"; }
 
 step "pytest"
-python -m pytest tests -q -p no:cacheprovider || status=1
+basetemp=$(mktemp -d /tmp/pandorafms-pytest.XXXXXX)
+python -m pytest tests -q -p no:cacheprovider --basetemp "$basetemp" || status=1
 
 # Every mariadbd the tests started lives under a pytest temporary directory; none may survive.
-left=$(pgrep -af 'mariadbd .*pytest-of-' || true)
+left=$(pgrep -af "mariadbd .*$basetemp" || true)
 if [ -n "$left" ]; then echo "test servers left running:"; echo "$left"; status=1; fi
+rm -rf "$basetemp"
 
 step "ansible-test sanity"
 tools/sanity.sh || status=1
