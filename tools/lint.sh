@@ -4,6 +4,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PWD/.venv/bin:$PATH
 export ANSIBLE_COLLECTIONS_PATH=$PWD/.build/collections
+# A private HOME: a copy of this collection installed under ~/.ansible (molecule's prerun does
+# that) must not shadow the checkout being linted.
+mkdir -p .build/lint-home
+export HOME=$PWD/.build/lint-home
 python - <<'PY'
 import sys
 sys.path.insert(0, "tests")

@@ -519,11 +519,25 @@ class CompactStep(object):
         return settings, conn, marks, None
 
     # -- the walk over modules, shared by plan and run -----------------------------
-    def _pages(self, conn, settings, marks):
+    def _purge_floor(self, ctx, settings):
+        """First window boundary at or after what this run's purge deletes (None: no purge ran).
+
+        Windows below it are being purged in this same run: compacting them would be wasted work,
+        and a mean stamped before the purge cutoff would be deleted by the next run (so a rerun
+        would not be a no-op), and in check mode it would count rows the purge removes first.
+        """
+        purged = getattr(ctx, "purged_before", None) or {}
+        cutoff = purged.get((self.database, TABLE))
+        if not cutoff or cutoff <= 0:
+            return None
+        return -(-int(cutoff) // settings.step) * settings.step
+
+    def _pages(self, conn, settings, marks, floor=None):
         """Yield a :class:`Page` at a time; its entries are ``(module id, start or None)``.
 
         ``start`` is the first window to look at (from the module's mark, or its
-        oldest row when it has none); None when there is nothing to do.
+        oldest row when it has none, and never below ``floor``); None when there is
+        nothing to do.
         """
         step, boundary = settings.step, settings.boundary
         after, done_before = 0, 0
@@ -542,6 +556,8 @@ class CompactStep(object):
                         first = cur.fetchone()[0]
                     if first is not None and first < boundary:
                         start = window_start(first, step)
+                if start is not None and floor is not None and start < floor:
+                    start = floor if floor < boundary else None
                 entries.append((module_id, start))
             if not entries:
                 continue
@@ -560,7 +576,7 @@ class CompactStep(object):
             _utc(settings.boundary), settings.days_compact, settings.step_compact))
         try:
             with _utc_session(conn):
-                for page in self._pages(conn, settings, marks):
+                for page in self._pages(conn, settings, marks, self._purge_floor(ctx, settings)):
                     per_module = {}
                     for module_id, start in page.entries:
                         ctx.check_time()
@@ -609,7 +625,7 @@ class CompactStep(object):
             conn.autocommit(True)
         try:
             with _utc_session(conn), _window_table(conn):
-                for page in self._pages(conn, settings, marks):
+                for page in self._pages(conn, settings, marks, self._purge_floor(ctx, settings)):
                     ctx.check_time()
                     walker.page(page)
                     if time.monotonic() - last_progress >= PROGRESS_EVERY:
