@@ -271,7 +271,7 @@ class ArchiveWriter(object):
             self._sink = None
 
     def _record(self, info, sha256=None, **extra):
-        entry = {"type": _type_name(info), "size": info.size if info.isreg() else 0}
+        entry = {"type": member_type(info), "size": info.size if info.isreg() else 0}
         if sha256:
             entry["sha256"] = sha256
         if info.issym():
@@ -343,7 +343,7 @@ class ArchiveWriter(object):
             self.fd = None
 
 
-def _type_name(info):
+def member_type(info):
     if info.isreg():
         return "file"
     if info.isdir():

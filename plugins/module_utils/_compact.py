@@ -38,7 +38,7 @@ __metaclass__ = type
 
 import time
 
-from ansible_collections.pandorafms.server.plugins.module_utils._connection import pymysql
+from ansible_collections.pandorafms.server.plugins.module_utils._connection import column_exists, pymysql
 from ansible_collections.pandorafms.server.plugins.module_utils._context import DAY, OutOfTime, StepResult
 from ansible_collections.pandorafms.server.plugins.module_utils._errors import ConfigError, OperationFailed
 from ansible_collections.pandorafms.server.plugins.module_utils._tconfig import parse_number
@@ -510,7 +510,7 @@ class CompactStep(object):
             self._log(ctx, "Compaction skipped: %s." % settings.skipped_reason)
             return None, None, None, [self._result(settings, None, time.monotonic() - started,
                                                    skipped_reason=settings.skipped_reason)]
-        if self.database == "main" and _column_exists(conn, "tagente_modulo", "last_compact"):
+        if self.database == "main" and column_exists(conn, "tagente_modulo", "last_compact"):
             marks = ColumnMarks(conn)
         elif self.database == "main":
             marks = TokenMarks(conn, catalog_source).load()
@@ -833,13 +833,6 @@ def _rollback(conn):
         conn.rollback()
     except Exception:  # the connection may be gone; the server rolls back by itself
         pass
-
-
-def _column_exists(conn, table, column):
-    with conn.cursor() as cur:
-        cur.execute("SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE()"
-                    " AND table_name = %s AND column_name = %s", (table, column))
-        return cur.fetchone()[0] > 0
 
 
 def _utc(ts):

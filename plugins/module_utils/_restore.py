@@ -38,7 +38,7 @@ import tempfile
 import time
 
 from ansible_collections.pandorafms.server.plugins.module_utils._archive import (
-    CHUNK, MANIFEST_NAME, ArchiveStream, write_all)
+    CHUNK, MANIFEST_NAME, ArchiveStream, member_type, write_all)
 from ansible_collections.pandorafms.server.plugins.module_utils._backup import (
     FILE_ROOTS, FORMAT, FORMAT_VERSION, WorkDir, client_tool, guarded, options_with_defaults,
     public_manifest, resolve_connection, sha256_file)
@@ -83,7 +83,7 @@ def verify_archive(src, compression="auto", need_dump=True):
                     raise PreconditionFailed("%s: manifest.json is not valid JSON (%s)" % (src, exc))
                 order.append(info.name)
                 continue
-            entry = {"type": _kind(info)}
+            entry = {"type": member_type(info)}
             if reader is not None:
                 tail = b""
                 while True:
@@ -143,16 +143,6 @@ def verify_archive(src, compression="auto", need_dump=True):
         raise PreconditionFailed("%s has no database dump (it was made with include_db=false); set "
                                  "restore_db=false to restore files only" % src)
     return Verified(manifest, seen, dump_member)
-
-
-def _kind(info):
-    if info.isreg():
-        return "file"
-    if info.isdir():
-        return "dir"
-    if info.issym():
-        return "symlink"
-    return "other"
 
 
 # -- files -----------------------------------------------------------------------
