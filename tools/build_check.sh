@@ -14,7 +14,8 @@ ansible-galaxy collection install --offline --force -p "$work/installed" "$tarba
 installed=$work/installed/ansible_collections/pandorafms/server
 echo "built and installed $(basename "$tarball")"
 
-for module in $(ls plugins/modules/*.py | xargs -n1 basename | sed 's/\.py$//'); do
+for path in plugins/modules/*.py; do
+  module=$(basename "$path" .py)
   out=$(ANSIBLE_NOCOLOR=1 ANSIBLE_COLLECTIONS_PATH=$work/installed ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=0 \
         ansible-doc -t module "pandorafms.server.$module" 2>"$work/doc.err")
   if ! grep -q "MODULE pandorafms.server.$module" <<<"$out" || grep -q "WARNING\|ERROR" "$work/doc.err"; then

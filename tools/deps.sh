@@ -14,6 +14,8 @@ command -v mariadb >/dev/null 2>&1 || need_pkgs+=(mariadb-client)
 command -v pigz >/dev/null 2>&1 || need_pkgs+=(pigz)
 command -v mydumper >/dev/null 2>&1 || need_pkgs+=(mydumper)
 command -v zstd >/dev/null 2>&1 || need_pkgs+=(zstd)
+# ansible-test sanity runs its shellcheck test only when the program is installed.
+command -v shellcheck >/dev/null 2>&1 || need_pkgs+=(shellcheck)
 if [ "$want_docker" = 1 ]; then
   command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
   command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)

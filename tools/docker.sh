@@ -96,8 +96,7 @@ start() {
     --storage-driver="$driver" --data-root="$data_root" --pidfile="$pidfile" \
     --log-level=warn >>"$logfile" 2>&1 </dev/null &
   local launcher=$!
-  local i
-  for i in $(seq 1 120); do
+  for _ in $(seq 1 120); do
     if engine_answers; then
       echo "$driver" > "$data_root/.pandora-storage-driver"
       log "dockerd is up (pid $(cat "$pidfile"))"
@@ -124,8 +123,7 @@ stop() {
   fi
   log "stopping dockerd (pid $pid)"
   kill -TERM "$pid"
-  local i
-  for i in $(seq 1 120); do
+  for _ in $(seq 1 120); do
     kill -0 "$pid" 2>/dev/null || { rm -f "$pidfile"; log "dockerd stopped"; return 0; }
     sleep 0.5
   done
