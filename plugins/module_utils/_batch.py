@@ -339,17 +339,8 @@ class BatchExecutor(object):
         order = (" ORDER BY %s" % order_by) if order_by else ""
         if expected is None:
             expected = self.count_plain(table, where, args)
-        rounds = expected // n + 2
-        changed = 0
-        while rounds > 0:
-            rounds -= 1
-            count = self.write("UPDATE %s SET %s WHERE %s%s LIMIT %d" % (table, assignments, where, order, n),
-                               tuple(args), table)
-            changed += count
-            if count < n:
-                break
-            self.between_batches()
-        return changed
+        return self._repeat_until_short("UPDATE %s SET %s WHERE %s%s LIMIT %d" % (table, assignments, where, order, n),
+                                        args, table, expected // n + 2)
 
     def insert_select_loop(self, table, columns, select_sql, args=(), order_by=None, expected=None):
         """``INSERT INTO t (cols) SELECT ... LIMIT n`` until a batch comes back short.
@@ -359,17 +350,20 @@ class BatchExecutor(object):
         """
         n = self.batch_size
         order = (" ORDER BY %s" % order_by) if order_by else ""
-        rounds = (expected if expected is not None else 0) // n + 2
-        inserted = 0
+        return self._repeat_until_short("INSERT INTO %s (%s) %s%s LIMIT %d" % (table, columns, select_sql, order, n),
+                                        args, table, (expected if expected is not None else 0) // n + 2)
+
+    def _repeat_until_short(self, sql, args, table, rounds):
+        """Run a ``LIMIT batch_size`` write until it changes fewer rows, at most ``rounds`` times."""
+        total = 0
         while rounds > 0:
             rounds -= 1
-            count = self.write("INSERT INTO %s (%s) %s%s LIMIT %d" % (table, columns, select_sql, order, n),
-                               tuple(args), table)
-            inserted += count
-            if count < n:
+            count = self.write(sql, tuple(args), table)
+            total += count
+            if count < self.batch_size:
                 break
             self.between_batches()
-        return inserted
+        return total
 
     def count_plain(self, table, where, args=()):
         return int(self.scalar("SELECT COUNT(*) FROM %s WHERE %s" % (table, where), tuple(args), table) or 0)
