@@ -136,6 +136,22 @@ options:
   compact_row_budget:
     description: Passed to the compaction step; the most raw rows it handles in one run.
     type: int
+  compact_chunk_rows:
+    description:
+      - Passed to the compaction step; about how many raw rows one compaction transaction covers
+        (each transaction averages, deletes and inserts one bounded time range).
+      - Smaller values hold row locks for a shorter time; larger ones need fewer statements.
+      - The engine's default (V(20000)) suits most servers.
+    type: int
+  history_days_compact:
+    description:
+      - Passed to the compaction of the history database; overrides that database's C(tconfig) C(days_compact).
+      - V(0) turns compaction of the history database off.
+    type: int
+  history_step_compact:
+    description: Passed to the compaction of the history database; overrides its C(tconfig) C(step_compact)
+      (hours per window).
+    type: int
   history_days_purge:
     description: Days of module data to keep in the history database. Overrides its C(tconfig) C(days_purge).
     type: int
@@ -345,6 +361,9 @@ def argument_spec():
         days_compact=dict(type="int"),
         step_compact=dict(type="int"),
         compact_row_budget=dict(type="int"),
+        compact_chunk_rows=dict(type="int"),
+        history_days_compact=dict(type="int"),
+        history_step_compact=dict(type="int"),
         batch_size=dict(type="int"),
         batch_sleep=dict(type="float", default=0.0),
         max_runtime=dict(type="float"),
@@ -365,6 +384,10 @@ def argument_spec():
     return spec
 
 
+COMPACT_OPTIONS = ("days_compact", "step_compact", "compact_row_budget", "compact_chunk_rows",
+                   "history_days_compact", "history_step_compact")
+
+
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
@@ -374,7 +397,7 @@ def main():
         result = run_maintenance(
             settings, server_values, steps=params["steps"], check_mode=module.check_mode, diff=module._diff,
             thresholds=dict((key, params[key]) for key in THRESHOLD_KEYS),
-            extra_options=dict((key, params[key]) for key in ("days_compact", "step_compact", "compact_row_budget")),
+            extra_options=dict((key, params[key]) for key in COMPACT_OPTIONS),
             batch_size=params["batch_size"], batch_sleep=params["batch_sleep"], max_runtime=params["max_runtime"],
             lock_timeout=params["lock_timeout"], require_master=params["require_master"],
             servername=params["servername"], incomingdir=params["incomingdir"], log_file=params["log_file"],

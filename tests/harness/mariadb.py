@@ -5,6 +5,8 @@ directory, listens on 127.0.0.1 only, and is stopped by the pid we started.
 Nothing here touches a system MariaDB service.
 """
 
+import ctypes
+import ctypes.util
 import os
 import shutil
 import signal
@@ -30,6 +32,22 @@ def _find(*names):
     raise RuntimeError(
         "none of %s is installed; install Debian's mariadb-server (make deps does)" % ", ".join(names)
     )
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    """In the forked child before exec: ask Linux to SIGTERM it when the process that started it dies.
+
+    A pytest run killed by a signal skips fixture teardown; without this its mariadbd would survive.
+    Best effort: where prctl is unavailable the explicit stop() still applies.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def free_port():
@@ -90,7 +108,7 @@ class MariaDBServer(object):
         if os.geteuid() == 0:
             args.append("--user=root")
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_die_with_parent)
         deadline = time.time() + timeout
         while True:
             if self.proc.poll() is not None:
