@@ -353,17 +353,15 @@ from ansible_collections.pandorafms.server.plugins.module_utils._module_args imp
     connection_argument_spec, fail_from_error, settings_from_params)
 from ansible_collections.pandorafms.server.plugins.module_utils._purge import THRESHOLD_KEYS
 
+# Options passed to the compaction step as they are (the engine validates them).
+COMPACT_OPTIONS = ("days_compact", "step_compact", "compact_row_budget", "compact_chunk_rows",
+                   "history_days_compact", "history_step_compact")
+
 
 def argument_spec():
     spec = connection_argument_spec()
     spec.update(
         steps=dict(type="list", elements="str", choices=list(STEP_CHOICES), default=list(STEP_CHOICES)),
-        days_compact=dict(type="int"),
-        step_compact=dict(type="int"),
-        compact_row_budget=dict(type="int"),
-        compact_chunk_rows=dict(type="int"),
-        history_days_compact=dict(type="int"),
-        history_step_compact=dict(type="int"),
         batch_size=dict(type="int"),
         batch_sleep=dict(type="float", default=0.0),
         max_runtime=dict(type="float"),
@@ -381,11 +379,9 @@ def argument_spec():
     )
     for key in THRESHOLD_KEYS:
         spec[key] = dict(type="bool" if key == "delete_notinit" else "int")
+    for key in COMPACT_OPTIONS:
+        spec[key] = dict(type="int")
     return spec
-
-
-COMPACT_OPTIONS = ("days_compact", "step_compact", "compact_row_budget", "compact_chunk_rows",
-                   "history_days_compact", "history_step_compact")
 
 
 def main():
