@@ -14,7 +14,7 @@ test: deps
 
 pytest:
 	tools/deps.sh --no-docker
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q -rs
 
 sanity:
 	tools/deps.sh --no-docker

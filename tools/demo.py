@@ -1,16 +1,21 @@
 """``make demo``: the maintenance job on a throwaway MariaDB with a month of demo data.
 
 1. starts a private mariadbd (its own temporary directory, 127.0.0.1, a free port);
-2. loads the project's Pandora schema fixture and generates about 35 days of realistic monitoring
-   data (tests/harness/datagen.py), plus a few things the maintenance cleans up: an agent disabled
-   for 40 days, an autodisabled one, a module pending deletion, status rows of deleted modules, ...;
+2. loads the project's Pandora schema fixture and generates 35 days of realistic monitoring data
+   (tests/harness/datagen.py), plus a few things the maintenance cleans up: an agent disabled for
+   40 days, an autodisabled one, a module pending deletion, status rows of deleted modules, ...;
 3. runs ``playbooks/maintain.yml`` with ``--check --diff`` (nothing changes), then for real, then
    once more (nothing left to do);
-4. prints, step by step, what the check predicted and what the real run did;
-5. stops the server (by its pid) and removes the temporary directory, whatever happens.
+4. prints, step by step, what the check predicted and what the real run did, the rows per table
+   counted in the database before and after the real run, and what compaction did;
+5. draws one module's series before and after compaction (a PNG);
+6. stops the server (by its pid) and removes the temporary directory, whatever happens.
 
-Options: ``--days-compact N`` also compacts data older than N days (0 = off, the default),
-``--keep`` leaves the temporary directory (not the server) for inspection.
+What it leaves, in ``.build/demo/`` of the checkout: ``compaction.png``, ``pandora_db.log`` (the
+run log in pandora_db.pl's format) and ``check.json`` / ``run.json`` (the module's results).
+
+Options: ``--days-compact N`` compacts data older than N days (default 14; 0 turns compaction
+off), ``--keep`` leaves the temporary directory (not the server) for inspection.
 """
 
 import argparse
@@ -20,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,6 +34,11 @@ sys.path.insert(0, os.path.join(REPO, "tests"))
 from harness import datagen, schema  # noqa: E402
 from harness.collection import COLLECTIONS_ROOT, ensure_collection_link  # noqa: E402
 from harness.mariadb import ROOT_PASSWORD, MariaDBServer  # noqa: E402
+
+sys.path.insert(0, os.path.join(REPO, "tools"))
+import plot_compaction  # noqa: E402
+
+OUTPUT = os.path.join(REPO, ".build", "demo")
 
 DAY = 86400
 DB = "pandora"
@@ -80,7 +91,7 @@ def run_playbook(workdir, flags):
     cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i",
            os.path.join(workdir, "inventory.ini"), os.path.join(REPO, "playbooks", "maintain.yml"),
            "-e", "@" + os.path.join(workdir, "vars.json")] + flags
-    say("$ ansible-playbook -i inventory.ini playbooks/maintain.yml -e @vars.json %s" % " ".join(flags))
+    say("ansible-playbook playbooks/maintain.yml %s" % " ".join(flags))
     started = time.time()
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, env=env,
                           cwd=workdir, check=False)
@@ -97,9 +108,22 @@ def run_playbook(workdir, flags):
     return result
 
 
-def table(check, real):
+def wrapped(label, items):
+    """A long list as an indented paragraph, one label line first."""
+    say(label)
+    for line in textwrap.wrap(", ".join(items), width=100):
+        say("    " + line)
+
+
+def table(check, real, counted):
+    """The steps that did something, check mode's prediction beside the real run's rows.
+
+    ``counted`` is the real change per table, counted in the database: rows a step deleted through
+    foreign keys (an event's child rows, say) show up there, and on their own line below the steps.
+    """
     predicted = dict(((s["database"], s["name"], s["table"]), s) for s in check["steps"])
     rows, idle = [], []
+    by_table = {}
     for step in real["steps"]:
         guess = predicted.get((step["database"], step["name"], step["table"]), {})
         if step["skipped_reason"]:
@@ -108,25 +132,106 @@ def table(check, real):
             idle.append(step["name"])
             continue
         rows.append((step["name"], step["table"] or "-", guess.get("rows", "-"), step["rows"], step["seconds"]))
-    say("%-44s %-30s %11s %10s %8s" % ("step", "table", "check mode", "real run", "seconds"))
-    say("-" * 107)
+        if step["table"]:
+            by_table[step["table"]] = by_table.get(step["table"], 0) + step["rows"]
+    say("%-36s %-24s %11s %10s %8s" % ("step", "table", "check mode", "real run", "seconds"))
+    say("-" * 93)
     for name, tbl, guess, done, seconds in rows:
-        say("%-44s %-30s %11s %10s %8.3f" % (name, tbl, guess, done, seconds))
-    say("-" * 107)
+        say("%-36s %-24s %11s %10s %8.3f" % (name, tbl, guess, done, seconds))
+    for tbl in sorted(counted):
+        gone = -counted[tbl]
+        steps_said = by_table.get(tbl, 0)
+        if tbl != "tagente_datos" and gone > steps_said:
+            say("%-36s %-24s %11s %10s %8s" % ("(deleted with their parent rows)", tbl, "", gone - steps_said, ""))
+    say("-" * 93)
     totals = real["totals"]
-    say("%d rows deleted, %d inserted, %d updated in %.1f s." % (
+    say("Module totals: %d rows deleted, %d inserted, %d updated in %.1f s." % (
         totals["deleted"], totals["inserted"], totals["updated"], real["duration"]))
-    say("Nothing to do for: %s." % ", ".join(idle))
-    skipped = ["%s (%s)" % (s["name"], s["skipped_reason"]) for s in real["steps"] if s["skipped_reason"]]
-    say("Skipped: %s." % "; ".join(skipped))
+    say("Counted in the database: %d fewer rows in all." % -sum(counted.values()))
+    wrapped("Nothing to do for %d steps:" % len(idle), idle)
+    reasons = {}
+    for step in real["steps"]:
+        if step["skipped_reason"]:
+            reasons.setdefault(step["skipped_reason"], []).append(step["name"])
+    say("Skipped %d steps:" % sum(len(v) for v in reasons.values()))
+    for reason, names in sorted(reasons.items(), key=lambda item: item[1][0]):
+        for line in textwrap.wrap("%s: %s" % (", ".join(names), reason), width=96,
+                                  subsequent_indent="      "):
+            say("  - " + line if not line.startswith(" ") else "  " + line)
+
+
+def row_counts(server):
+    """Rows per table, counted (the demo's tables are small enough for COUNT(*))."""
+    conn = server.connect(DB)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s"
+                        " AND table_type = 'BASE TABLE'", (DB,))
+            names = sorted(r[0] for r in cur.fetchall())
+            out = {}
+            for name in names:
+                cur.execute("SELECT COUNT(*) FROM `%s`" % name)
+                out[name] = int(cur.fetchone()[0])
+            return out
+    finally:
+        conn.close()
+
+
+def busiest_module(server):
+    conn = server.connect(DB)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT MIN(id_agente_modulo) FROM tagente_datos")
+            module_id = cur.fetchone()[0]
+            cur.execute("SELECT CONCAT(a.alias, ' / ', m.nombre) FROM tagente_modulo m JOIN tagente a"
+                        " ON a.id_agente = m.id_agente WHERE m.id_agente_modulo = %s", (module_id,))
+            row = cur.fetchone()
+            return module_id, row[0] if row else "module %s" % module_id
+    finally:
+        conn.close()
+
+
+def series(server, module_id, since):
+    conn = server.connect(DB)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT utimestamp, datos FROM tagente_datos WHERE id_agente_modulo = %s"
+                        " AND utimestamp >= %s ORDER BY utimestamp", (module_id, since))
+            return [(int(ts), None if v is None else float(v)) for ts, v in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+def draw(path, module, before, after, compact, days_compact, now):
+    """One module's series before and after compaction, around the days_compact boundary."""
+    boundary = int(compact["details"].get("boundary") or compact["threshold"])
+    step = int(float(compact["details"].get("step_compact") or 1) * 3600)
+    t0, t1 = boundary - 3 * DAY, min(now, boundary + 2 * DAY)
+    t0 -= t0 % 3600
+    before = [p for p in before if t0 <= p[0] <= t1]
+    after = [p for p in after if t0 <= p[0] <= t1]
+    counts = {}
+    for ts, dummy in before:
+        counts[ts - ts % step] = counts.get(ts - ts % step, 0) + 1
+    means = set(ts for ts, dummy in after if ts < boundary and counts.get(ts, 0) > 1)
+    old_before = len([p for p in before if p[0] < boundary])
+    old_after = len([p for p in after if p[0] < boundary])
+    panel = {"title": "%s: %d rows in the 3 days before the boundary -> %d" % (module[1], old_before, old_after),
+             "before": before, "after": after, "means": means}
+    subtitle = "make demo, real run: days_compact=%d, %d raw rows of %s modules became %d means." % (
+        days_compact, compact["rows"], compact["details"].get("modules", "all"), compact["details"]["windows"])
+    plot_compaction.render([panel], t0, t1, boundary, step, "Compaction: old data averaged, same graph",
+                           subtitle, path)
 
 
 def main():
     parser = argparse.ArgumentParser(description="pandora_db_maintain on a throwaway MariaDB")
-    parser.add_argument("--days-compact", type=int, default=0)
+    parser.add_argument("--days-compact", type=int, default=14)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     ensure_collection_link()
+    shutil.rmtree(OUTPUT, ignore_errors=True)
+    os.makedirs(OUTPUT)
     workdir = tempfile.mkdtemp(prefix="pandora-demo-")
     server = MariaDBServer(basedir=os.path.join(workdir, "mariadb"), name="demo")
     try:
@@ -142,30 +247,58 @@ def main():
         extras(conn, now)
         conn.close()
         say("  %s" % ", ".join("%s %s" % (k, v) for k, v in summary.items() if k != "now"))
-        say("  tconfig: %s" % ", ".join("%s=%s" % item for item in sorted(values.items())))
+        wrapped("  tconfig:", ["%s=%s" % item for item in sorted(values.items())])
         with open(os.path.join(workdir, "inventory.ini"), "w") as handle:
             handle.write("[pandora_servers]\npandora-demo ansible_connection=local\n")
+        log_file = os.path.join(OUTPUT, "pandora_db.log")
         extra = {"pandora_server_conf": "", "pandora_maintain_login_host": "127.0.0.1",
                  "pandora_maintain_login_port": server.port, "pandora_maintain_login_user": "root",
                  "pandora_maintain_login_password": ROOT_PASSWORD, "pandora_maintain_login_db": DB,
                  "pandora_maintain_config_file": "", "pandora_maintain_servername": SERVERNAME,
-                 "pandora_maintain_poll": 1, "pandora_maintain_log_file": os.path.join(workdir, "pandora_db.log")}
+                 "pandora_maintain_poll": 1, "pandora_maintain_log_file": log_file}
         fd = os.open(os.path.join(workdir, "vars.json"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump(extra, handle)
+        module = busiest_module(server) if args.days_compact else None
         say()
+        say("Each run is, against the throwaway server (your own inventory goes after -i):")
         check = run_playbook(workdir, ["--check", "--diff"])
+        before_counts = row_counts(server)
+        before_series = series(server, module[0], now - 36 * DAY) if module else None
         real = run_playbook(workdir, [])
+        after_counts = row_counts(server)
+        after_series = series(server, module[0], now - 36 * DAY) if module else None
         again = run_playbook(workdir, [])
+        for name, result in (("check.json", check), ("run.json", real)):
+            with open(os.path.join(OUTPUT, name), "w") as handle:
+                json.dump(result, handle, indent=1, sort_keys=True)
         say()
-        table(check, real)
+        counted = dict((t, after_counts[t] - before_counts[t]) for t in before_counts
+                       if after_counts.get(t) != before_counts[t])
+        table(check, real, counted)
         say()
-        say("Rows per table before -> after (check mode's prediction of the diff):")
-        before, after = check["diff"]["before"]["main"], check["diff"]["after"]["main"]
-        say("  " + ", ".join("%s %d -> %d" % (t, before[t], after[t]) for t in sorted(before) if before[t] != after[t]))
+        say("Rows per table, counted in the database before and after the real run"
+            " (check mode predicted the same: %s):" % (
+                "yes" if all(check["diff"]["after"]["main"].get(t) == after_counts[t] for t in counted) else "NO"))
+        for tbl in sorted(counted):
+            say("  %-26s %10d -> %10d  (%+d)" % (tbl, before_counts[tbl], after_counts[tbl], counted[tbl]))
         say("Second real run: changed=%s, %d rows." % (again["changed"], again["totals"]["rows"]))
+        compact = [s for s in real["steps"] if s["name"] == "compact" and not s["skipped_reason"]]
+        if compact and compact[0]["rows"]:
+            step = compact[0]
+            say()
+            say("Compaction (days_compact=%d): %d raw tagente_datos rows older than %s were averaged into %d"
+                " means, one per module and step_compact window, in %.1f s." % (
+                    args.days_compact, step["rows"], time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(step["threshold"])),
+                    step["details"]["windows"], step["seconds"]))
+            picture = os.path.join(OUTPUT, "compaction.png")
+            draw(picture, module, before_series, after_series, step, args.days_compact, now)
+            say("  The picture of one module's series before and after: %s" % os.path.relpath(picture))
+        elif args.days_compact:
+            say("Compaction had nothing to do.")
         say()
-        say("The run log, in pandora_db.pl's format (first and last lines):")
+        say("The run log, in pandora_db.pl's format (first and last lines; all of it in %s):"
+            % os.path.relpath(log_file))
         log = real["log"]
         for line in log[:9] + ["  ..."] + log[-4:]:
             say("  " + line)
@@ -175,7 +308,7 @@ def main():
             say("kept %s" % workdir)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    say("Done: the server is stopped and its directory removed.")
+    say("Done: the server is stopped and its directory removed; the results are in %s." % os.path.relpath(OUTPUT))
 
 
 if __name__ == "__main__":

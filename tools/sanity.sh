@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # ansible-test sanity on a clean copy of the collection at
 # .build/sanity/ansible_collections/pandorafms/server (ansible-test needs that layout).
-# Offline-safe: provides the pip bootstrap stand-in ansible-test asks for.
+# ansible-test would download get-pip.py from the internet; this script provides a local stand-in
+# (ensurepip, then pip install). The sanity tests' own requirements are still installed by pip,
+# from the Python package index this machine's pip is configured with (cached after the first run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD

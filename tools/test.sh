@@ -10,7 +10,7 @@ step() { echo; echo "=== $*"; }
 
 step "pytest"
 basetemp=$(mktemp -d /tmp/pandorafms-pytest.XXXXXX)
-python -m pytest tests -q -p no:cacheprovider --basetemp "$basetemp" || status=1
+python -m pytest tests -q -rs -p no:cacheprovider --basetemp "$basetemp" || status=1
 
 # Every mariadbd the tests started lives under a pytest temporary directory; none may survive.
 left=$(pgrep -af "mariadbd .*$basetemp" || true)
