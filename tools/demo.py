@@ -91,7 +91,7 @@ def run_playbook(workdir, flags):
     cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i",
            os.path.join(workdir, "inventory.ini"), os.path.join(REPO, "playbooks", "maintain.yml"),
            "-e", "@" + os.path.join(workdir, "vars.json")] + flags
-    say("ansible-playbook playbooks/maintain.yml %s" % " ".join(flags))
+    say(" ".join(["ansible-playbook", "playbooks/maintain.yml"] + flags))
     started = time.time()
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, env=env,
                           cwd=workdir, check=False)
@@ -106,6 +106,12 @@ def run_playbook(workdir, flags):
     what = "check" if "--check" in flags else "run"
     say("  -> %s in %.1f s (changed: %s)" % (what, time.time() - started, result["changed"]))
     return result
+
+
+def shown(path):
+    """A path as a reader would type it: relative when inside the checkout."""
+    path = os.path.abspath(path)
+    return os.path.relpath(path, REPO) if path.startswith(REPO + os.sep) else path
 
 
 def wrapped(label, items):
@@ -228,10 +234,14 @@ def main():
     parser = argparse.ArgumentParser(description="pandora_db_maintain on a throwaway MariaDB")
     parser.add_argument("--days-compact", type=int, default=14)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--days", type=int, default=35, help="days of demo data (default 35)")
+    parser.add_argument("--agents", type=int, default=30, help="agents, 8 modules each (default 30)")
+    parser.add_argument("--output", default=OUTPUT, help="where the results are kept (default .build/demo)")
     args = parser.parse_args()
+    output = args.output
     ensure_collection_link()
-    shutil.rmtree(OUTPUT, ignore_errors=True)
-    os.makedirs(OUTPUT)
+    shutil.rmtree(output, ignore_errors=True)
+    os.makedirs(output)
     workdir = tempfile.mkdtemp(prefix="pandora-demo-")
     server = MariaDBServer(basedir=os.path.join(workdir, "mariadb"), name="demo")
     try:
@@ -241,16 +251,19 @@ def main():
         now = int(time.time())
         values = dict(TCONFIG, days_compact=str(args.days_compact))
         conn = server.connect(DB)
-        say("Generating 35 days of monitoring data (30 agents, 240 modules, 5-minute samples) ...")
-        summary = datagen.generate(conn, now=now, agents=30, modules_per_agent=8, days=35, interval=300, events=20000,
-                                   traps=3000, sessions=500, audit=3000, tconfig=values)
+        say("Generating %d days of monitoring data (%d agents, %d modules, 5-minute samples) ..." % (
+            args.days, args.agents, args.agents * 8))
+        scale = args.agents / 30.0
+        summary = datagen.generate(conn, now=now, agents=args.agents, modules_per_agent=8, days=args.days,
+                                   interval=300, events=int(20000 * scale), traps=int(3000 * scale),
+                                   sessions=int(500 * scale), audit=int(3000 * scale), tconfig=values)
         extras(conn, now)
         conn.close()
         say("  %s" % ", ".join("%s %s" % (k, v) for k, v in summary.items() if k != "now"))
         wrapped("  tconfig:", ["%s=%s" % item for item in sorted(values.items())])
         with open(os.path.join(workdir, "inventory.ini"), "w") as handle:
             handle.write("[pandora_servers]\npandora-demo ansible_connection=local\n")
-        log_file = os.path.join(OUTPUT, "pandora_db.log")
+        log_file = os.path.join(output, "pandora_db.log")
         extra = {"pandora_server_conf": "", "pandora_maintain_login_host": "127.0.0.1",
                  "pandora_maintain_login_port": server.port, "pandora_maintain_login_user": "root",
                  "pandora_maintain_login_password": ROOT_PASSWORD, "pandora_maintain_login_db": DB,
@@ -264,13 +277,13 @@ def main():
         say("Each run is, against the throwaway server (your own inventory goes after -i):")
         check = run_playbook(workdir, ["--check", "--diff"])
         before_counts = row_counts(server)
-        before_series = series(server, module[0], now - 36 * DAY) if module else None
+        before_series = series(server, module[0], now - (args.days + 1) * DAY) if module else None
         real = run_playbook(workdir, [])
         after_counts = row_counts(server)
-        after_series = series(server, module[0], now - 36 * DAY) if module else None
+        after_series = series(server, module[0], now - (args.days + 1) * DAY) if module else None
         again = run_playbook(workdir, [])
         for name, result in (("check.json", check), ("run.json", real)):
-            with open(os.path.join(OUTPUT, name), "w") as handle:
+            with open(os.path.join(output, name), "w") as handle:
                 json.dump(result, handle, indent=1, sort_keys=True)
         say()
         counted = dict((t, after_counts[t] - before_counts[t]) for t in before_counts
@@ -291,14 +304,14 @@ def main():
                 " means, one per module and step_compact window, in %.1f s." % (
                     args.days_compact, step["rows"], time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(step["threshold"])),
                     step["details"]["windows"], step["seconds"]))
-            picture = os.path.join(OUTPUT, "compaction.png")
+            picture = os.path.join(output, "compaction.png")
             draw(picture, module, before_series, after_series, step, args.days_compact, now)
-            say("  The picture of one module's series before and after: %s" % os.path.relpath(picture))
+            say("  The picture of one module's series before and after: %s" % shown(picture))
         elif args.days_compact:
             say("Compaction had nothing to do.")
         say()
         say("The run log, in pandora_db.pl's format (first and last lines; all of it in %s):"
-            % os.path.relpath(log_file))
+            % shown(log_file))
         log = real["log"]
         for line in log[:9] + ["  ..."] + log[-4:]:
             say("  " + line)
@@ -308,7 +321,7 @@ def main():
             say("kept %s" % workdir)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    say("Done: the server is stopped and its directory removed; the results are in %s." % os.path.relpath(OUTPUT))
+    say("Done: the server is stopped and its directory removed; the results are in %s." % shown(output))
 
 
 if __name__ == "__main__":
