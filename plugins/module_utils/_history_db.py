@@ -28,7 +28,7 @@ import re
 from ansible_collections.pandorafms.server.plugins.module_utils._connection import (
     MASK, connect, pymysql, resolve_settings)
 from ansible_collections.pandorafms.server.plugins.module_utils._errors import (
-    ConfigError, OperationFailed, PandoraError, PreconditionFailed)
+    ConfigError, ConnectionFailed, OperationFailed, PandoraError, PreconditionFailed)
 from ansible_collections.pandorafms.server.plugins.module_utils._serverconf import (
     read_server_conf, server_conf_connection)
 
@@ -574,7 +574,13 @@ class _Run(object):
     # main side -------------------------------------------------------------
     def main_side(self):
         s = self.s
-        self.main = connect(s.main)
+        try:
+            self.main = connect(s.main)
+        except ConnectionFailed as exc:
+            msg = str(exc).replace("Check login_user/login_password", "Check main_login_user/main_login_password")
+            if exc.details.get("code") == 1049:
+                msg += " Set main_login_db (or dbname in pandora_server_conf) to the Pandora FMS database."
+            self.fail(ConnectionFailed, "main database (main_login_* options or pandora_server_conf): " + msg)
         if not self.main_has_tconfig():
             self.fail(PreconditionFailed, "the main database '%s' on %s has no tconfig table; main_login_db (or dbname "
                       "of pandora_server_conf) must name the Pandora FMS database" % (
@@ -607,7 +613,10 @@ class _Run(object):
             if not re.match(r"^\w+$", name or ""):
                 self.fail(PreconditionFailed, "the main database reports the character set or collation %r" % name)
         self.result["charset"] = {"character_set": main_cs[0], "collation": main_cs[1]}
-        self.hist = connect(s.history, database="")
+        try:
+            self.hist = connect(s.history, database="")
+        except ConnectionFailed as exc:
+            self.fail(ConnectionFailed, "history server (login_* options): %s" % exc)
         if server_identity(self.hist) == server_identity(self.main):
             if s.name == s.main.database:
                 self.fail(ConfigError, "the history database '%s' on %s is the main database itself (same server, "
