@@ -132,6 +132,10 @@ class HistoryDbSettings(object):
                 raise ConfigError("history_db_host is required when the history server is reached through "
                                   "login_unix_socket: it is the host name the Pandora server and console use")
             opts["history_db_host"] = self.history.host
+            if self.history.host in ("localhost", "127.0.0.1", "::1"):
+                self.warnings.append("history_db_host defaults to login_host %s, which a Pandora FMS server or "
+                                     "console on another host cannot reach; set history_db_host unless they all run "
+                                     "on the history server" % self.history.host)
         if not opts.get("history_db_port"):
             opts["history_db_port"] = params.get("login_port") or 3306
         if not 0 < int(opts["history_db_port"]) < 65536:
@@ -285,12 +289,11 @@ def iter_statements(handle, what="schema_file"):
                 raise ConfigError("%s line %d is not UTF-8 text; is it an SQL file?" % (what, lineno))
         if "\x00" in raw:
             raise ConfigError("%s line %d holds NUL bytes; it is not an SQL text file" % (what, lineno))
-        if quote is None and not "".join(buf).strip():
-            match = _DELIMITER.match(raw)
-            if match:
-                delimiter = match.group(1)
-                buf = []
-                continue
+        match = _DELIMITER.match(raw) if quote is None else None
+        if match and not "".join(buf).strip():
+            delimiter = match.group(1)
+            buf = []
+            continue
         i, n = 0, len(raw)
         while i < n:
             ch = raw[i]
@@ -642,12 +645,6 @@ class _Run(object):
         missing = [t for t in (file_tables or []) if t not in tables]
         self.result["missing_tables"] = missing
         load = bool(missing)
-        if present and missing and not s.force:
-            self.result["essential_tables"] = dict((t, t in tables) for t in ESSENTIAL_TABLES)
-            self.fail(PreconditionFailed, "the history database '%s' on %s holds a partial schema: %d of the %d "
-                      "tables of %s are missing (%s); rerun with force: true to create them" % (
-                          s.name, s.history.describe(None), len(missing), len(file_tables), s.schema_file,
-                          _names(missing)))
         # MR before any change.
         hist_mr = tconfig_value(self.hist, s.name, "MR") if "tconfig" in tables else None
         main_mr = _mr_number(self.result["mr"]["main"], "main")
@@ -657,6 +654,12 @@ class _Run(object):
             self.fail(PreconditionFailed, "the history database '%s' has MR %s, newer than the main database's MR %s; "
                       "upgrade the main database (or point name at the right history database) first" % (
                           s.name, hmr, main_mr))
+        if present and missing and not s.force:
+            self.result["essential_tables"] = dict((t, t in tables) for t in ESSENTIAL_TABLES)
+            self.fail(PreconditionFailed, "the history database '%s' on %s holds a partial schema: %d of the %d "
+                      "tables of %s are missing (%s); rerun with force: true to create them" % (
+                          s.name, s.history.describe(None), len(missing), len(file_tables), s.schema_file,
+                          _names(missing)))
         desired_mr = None
         if hmr is None:
             if main_mr is None:
@@ -674,7 +677,7 @@ class _Run(object):
             db_before.append(("database", None))
             db_after.append(("database", "%s (%s, %s)" % (s.name, main_cs[0], main_cs[1])))
             if not self.check_mode:
-                self.execute(self.hist, "CREATE DATABASE %s CHARACTER SET %s COLLATE %s" % (
+                self.execute(self.hist, "CREATE DATABASE IF NOT EXISTS %s CHARACTER SET %s COLLATE %s" % (
                     quote_ident(s.name), main_cs[0], main_cs[1]), "creating the history database '%s'" % s.name)
         elif (hist_cs[0], hist_cs[1]) != (main_cs[0], main_cs[1]):
             db_before.append(("database", "%s (%s, %s)" % (s.name, hist_cs[0], hist_cs[1])))

@@ -134,6 +134,7 @@ def test_settings_defaults_and_main_tokens():
     (dict(days_purge=30, strict=True), "days_purge (30 days) is not larger than history_db_days"),
     (dict(history_event_enabled=True, history_event_days=200, strict=True), "event_purge (180 days)"),
     (dict(name=""), "name ''"),
+    (dict(login_db="pandora"), "login_db is not used"),
     (dict(login_host=None, login_unix_socket="/run/x.sock"), "history_db_host is required"),
 ])
 def test_settings_refused(override, message):
