@@ -9,7 +9,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: pandora_history_db
 short_description: Provision the Pandora FMS history database and its settings on both sides
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Does in one idempotent, checkable run what the console's I(Setup > History database) form and the manual's
     recipe do by hand, without their defects.
