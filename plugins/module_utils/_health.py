@@ -26,6 +26,7 @@ import stat
 import subprocess
 import time
 
+from ansible_collections.pandorafms.server.plugins.module_utils._compact import EXCLUDED_TYPES as COMPACT_EXCLUDED_TYPES
 from ansible_collections.pandorafms.server.plugins.module_utils._connection import (
     column_exists, existing_tables, pymysql, server_info)
 from ansible_collections.pandorafms.server.plugins.module_utils._lock import lock_name
@@ -267,22 +268,17 @@ def _compaction_backlog(reader, tconfig, tables, now, role):
     per_module = role == "main" and "tagente_modulo" in tables and column_exists(reader.conn, "tagente_modulo",
                                                                                    "last_compact")
     if per_module:
-        mark = reader.one("SELECT MIN(UNIX_TIMESTAMP(last_compact)) FROM tagente_modulo m WHERE EXISTS"
-                          " (SELECT 1 FROM tagente_datos d WHERE d.id_agente_modulo = m.id_agente_modulo"
-                          " AND d.utimestamp < %s)", (boundary,))[0]
-        sql = ("SELECT COUNT(*) FROM tagente_modulo m JOIN tagente_datos d ON d.id_agente_modulo ="
-               " m.id_agente_modulo AND d.utimestamp >= GREATEST(%s, COALESCE(UNIX_TIMESTAMP(m.last_compact), 0))"
-               " AND d.utimestamp < %s")
-        rows, exact = reader.bounded_count(sql, (floor, boundary))
+        mark = reader.one("SELECT MIN(UNIX_TIMESTAMP(last_compact)) FROM tagente_modulo WHERE id_tipo_modulo"
+                          " NOT IN (" + ", ".join(str(t) for t in COMPACT_EXCLUDED_TYPES) + ")")[0]
     else:
-        raw = _number(tconfig, "last_compact")
-        mark = int(raw) if raw else 0
-        rows, exact = reader.bounded_count(
-            "SELECT COUNT(*) FROM tagente_datos WHERE utimestamp >= %s AND utimestamp < %s",
-            (max(floor, mark), boundary))
+        mark = _number(tconfig, "last_compact")
     mark = int(mark) if mark else 0
+    start = max(floor, mark)
+    # An upper bound (windows already holding one row are counted too), by one utimestamp range.
+    rows, exact = reader.bounded_count("SELECT COUNT(*) FROM tagente_datos WHERE utimestamp >= %s AND utimestamp < %s",
+                                       (start, boundary)) if start < boundary else (0, True)
     return {"enabled": True, "days_compact": days, "boundary": boundary, "mark": mark or None,
-            "behind_hours": _hours(boundary - max(mark, floor)) if rows else 0.0, "rows": rows, "exact": exact}
+            "behind_hours": _hours(boundary - start) if rows else 0.0, "rows": rows, "exact": exact}
 
 
 def _lock(reader, database):
@@ -598,7 +594,7 @@ def summary_row(host, report):
 
 # -- one host's report ------------------------------------------------------------------------------
 def health_report(conn, database, now=None, servername=None, history_conn=None, history_database=None,
-                  history_error=None, thresholds=None, host=None, statement_seconds=0.5):
+                  history_error=None, thresholds=None, host=None, statement_seconds=0.25):
     """The whole report: ``{main, history, history_lag, host, findings, worst, summary}``.
 
     ``host`` is what was read on the managed host (:func:`cron_report`, :func:`backup_report`,
@@ -625,7 +621,7 @@ def health_report(conn, database, now=None, servername=None, history_conn=None, 
 
 
 def collect(settings, server_values=None, servername=None, history=None, thresholds=None, host_checks=None,
-            now=None, statement_seconds=0.5):
+            now=None, statement_seconds=0.25):
     """Connect, read, close: the report of the host whose database ``settings`` reach.
 
     ``history``: the ``history_login_*`` options (``host``, ``port``, ``user``, ``password``, ``db``);

@@ -108,9 +108,12 @@ options:
     type: bool
     default: false
   count_timeout:
-    description: Seconds each count may take (V(0.05) to V(60)) before its estimate is reported instead.
+    description:
+      - Seconds each count may take (V(0.05) to V(60)) before the optimizer's estimate is reported instead
+        (C(exact=false)). The default keeps the whole report under about 2 seconds on a 9 million row
+        C(tagente_datos); raise it for exact counts of large backlogs.
     type: float
-    default: 0.5
+    default: 0.25
 '''
 
 EXAMPLES = r'''
@@ -245,7 +248,7 @@ def argument_spec():
             "/etc/systemd/system/pandorafms-db-maintenance.timer", "/etc/cron.d/pandorafms-db-maintenance"]),
         backup_dir=dict(type="path"),
         verify_backup=dict(type="bool", default=False),
-        count_timeout=dict(type="float", default=0.5),
+        count_timeout=dict(type="float", default=0.25),
     )
     return spec
 
