@@ -115,8 +115,8 @@ def main():
         json.dump(out, handle, indent=1)
     print("tagente_datos rows: %s" % rows)
     print("whole report (bounded counts): median %.3f s  rounds %s" % (out["report_median"], out["report_seconds"]))
-    print("the same counts, unbounded:    median %.3f s  rounds %s" % (out["naive_median"],
-                                                                     out["naive_exact_counts_seconds"]))
+    print("the same counts, unbounded:    median %.3f s  rounds %s"
+          % (out["naive_median"], out["naive_exact_counts_seconds"]))
     print("target: report < 2 s -> %s; counts exact: %s; lag exact: %s" % (
         "met" if out["report_median"] < 2 else "NOT met", out["exact"], out["history_lag_exact"]))
     print("findings: %s" % out["findings"])

@@ -81,8 +81,9 @@ class Findings(object):
     def __init__(self):
         self.items = []
 
-    def add(self, severity, check, reason, action="", host_side=False):
-        assert severity in SEVERITIES
+    def add(self, severity, check, reason, action=""):
+        if severity not in SEVERITIES:
+            raise ValueError("unknown severity %r" % severity)
         self.items.append({"severity": severity, "check": check, "reason": reason, "action": action})
 
     def worst(self):
@@ -265,8 +266,8 @@ def _compaction_backlog(reader, tconfig, tables, now, role):
     boundary -= boundary % int(step)
     purge_days = _number(tconfig, "days_purge")
     floor = int(now - purge_days * DAY) if purge_days else 0
-    per_module = role == "main" and "tagente_modulo" in tables and column_exists(reader.conn, "tagente_modulo",
-                                                                                   "last_compact")
+    per_module = (role == "main" and "tagente_modulo" in tables
+                  and column_exists(reader.conn, "tagente_modulo", "last_compact"))
     if per_module:
         mark = reader.one("SELECT MIN(UNIX_TIMESTAMP(last_compact)) FROM tagente_modulo WHERE id_tipo_modulo"
                           " NOT IN (" + ", ".join(str(t) for t in COMPACT_EXCLUDED_TYPES) + ")")[0]

@@ -76,7 +76,7 @@ def markdown(fleet, generated=None):
              "", "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     for row in table:
         lines.append("| " + " | ".join(_md(c) for c in _cells(row)) + " |")
-    for host in sorted(fleet, key=lambda h: [r["host"] for r in table].index(h)):
+    for host in [r["host"] for r in table]:
         health = (fleet[host] or {}).get("health")
         if not health:
             continue
@@ -111,8 +111,8 @@ def bar_chart(title, items, fmt=str, color="#1565c0", width=460):
         parts.append('<text x="0" y="%d" font-size="12">%s</text>' % (y + 12, html.escape(label)))
         parts.append('<rect class="bar" x="%d" y="%d" width="%d" height="%d" fill="%s"/>' % (
             label_w, y, w, bar_h, color))
-        parts.append('<text x="%d" y="%d" font-size="12">%s</text>' % (label_w + w + 6, y + 12,
-                                                                      html.escape(fmt(value))))
+        parts.append('<text x="%d" y="%d" font-size="12">%s</text>'
+                     % (label_w + w + 6, y + 12, html.escape(fmt(value))))
     if not items:
         parts.append('<text x="0" y="%d" font-size="12">nothing to show</text>' % (top + 12))
     parts.append("</svg>")
@@ -172,8 +172,8 @@ def page(fleet, generated=None, title="Pandora FMS maintenance health"):
     body.append("</tbody></table>")
     sections = [_host_section(row["host"], fleet[row["host"]] or {}) for row in table]
     counts = dict((s, sum(1 for r in table if r["worst"] == s)) for s in ORDER)
+    values = (html.escape(title), STYLE, html.escape(title), len(table), html.escape(generated),
+              counts["critical"], counts["warning"], counts["ok"], "".join(body), "".join(sections))
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>%s</title><style>%s</style>"
             "</head><body><h1>%s</h1><p>%d hosts, generated %s: %d critical, %d warning, %d ok.</p>%s%s"
-            "</body></html>\n" % (html.escape(title), STYLE, html.escape(title), len(table), html.escape(generated),
-                                 counts["critical"], counts["warning"], counts["ok"], "".join(body),
-                                 "".join(sections)))
+            "</body></html>\n" % values)

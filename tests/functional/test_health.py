@@ -4,7 +4,6 @@ import json
 import os
 import time
 
-import pytest
 
 from harness.maint_seed import tconfig
 from harness.mariadb import ROOT_PASSWORD
@@ -226,8 +225,8 @@ def test_backup_older_than_its_schedule(pandora_db, playbook, tmp_path):
 
 
 def test_bad_options_are_refused_by_name(pandora_db, playbook):
-    cases = [({"count_timeout": 0}, "count_timeout"), ({"thresholds": {"maintenance_warning_hours": "x"}},
-                                                      "maintenance_warning_hours"),
+    cases = [({"count_timeout": 0}, "count_timeout"),
+             ({"thresholds": {"maintenance_warning_hours": "x"}}, "maintenance_warning_hours"),
              ({"thresholds": {"nope": 1}}, "nope")]
     tasks = [dict(_task(pandora_db, register="r%d" % i, **options), ignore_errors=True)
              for i, (options, dummy) in enumerate(cases)]
