@@ -16,6 +16,8 @@ command -v mydumper >/dev/null 2>&1 || need_pkgs+=(mydumper)
 command -v zstd >/dev/null 2>&1 || need_pkgs+=(zstd)
 # ansible-test sanity runs its shellcheck test only when the program is installed.
 command -v shellcheck >/dev/null 2>&1 || need_pkgs+=(shellcheck)
+# The fleet health report's page is checked in a real browser (tests/functional/test_health_report.py).
+command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 if [ "$want_docker" = 1 ]; then
   command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
   command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)

@@ -12,6 +12,8 @@ on the history database, so both spellings are written.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from ansible_collections.pandorafms.server.plugins.module_utils._connection import ConnectionSettings
+from ansible_collections.pandorafms.server.plugins.module_utils._errors import ConfigError
 from ansible_collections.pandorafms.server.plugins.module_utils._purge import PurgeRule
 from ansible_collections.pandorafms.server.plugins.module_utils._tconfig import plan_token, write_token
 
@@ -51,3 +53,29 @@ def same_database(main_conn, history_conn):
         cur.execute(probe)
         history = cur.fetchone()
     return tuple(main) == tuple(history)
+
+
+def history_settings(tconfig, opts, connect_timeout=None):
+    """Where the history database is: the ``history_login_*`` options, else the main ``tconfig`` tokens.
+
+    ``opts`` holds ``host``, ``port``, ``user``, ``password`` and ``db`` (None when not given).
+    Returns None when neither names a history database.
+    """
+    enabled = str(tconfig.get("history_db_enabled", "")).strip() == "1"
+    if not (enabled or opts.get("host")):
+        return None
+    host = opts.get("host") or tconfig.get("history_db_host")
+    if not host:
+        raise ConfigError("tconfig history_db_enabled is 1 but history_db_host is empty; set it in the console"
+                          " or give history_login_host")
+    port = opts.get("port") or tconfig.get("history_db_port") or 3306
+    try:
+        port = int(port)
+    except (TypeError, ValueError):
+        raise ConfigError("history database port %r (tconfig history_db_port) is not a number" % port)
+    return ConnectionSettings(
+        host=host, port=port,
+        user=opts.get("user") or tconfig.get("history_db_user") or "pandora",
+        password=opts.get("password") if opts.get("password") is not None else tconfig.get("history_db_pass", ""),
+        database=opts.get("db") or tconfig.get("history_db_name") or "pandora",
+        connect_timeout=connect_timeout)
