@@ -18,10 +18,10 @@ ODD_DATOS = [(901, 1.5, None), (902, 2.5, 0), (903, 3.5, -5), (904, 4.5, NOW + 4
 ODD_STRING = [(911, "zero", 0), (912, "future", NOW + 400 * DAY)]
 
 
-def seed(db, days=14):
+def seed(db, days=9, agents=1):
     conn = db.connect()
     try:
-        datagen.generate(conn, now=NOW, agents=2, modules_per_agent=8, days=days, interval=600, events=50,
+        datagen.generate(conn, now=NOW, agents=agents, modules_per_agent=8, days=days, interval=900, events=50,
                          traps=10, sessions=10, audit=10)
     finally:
         conn.close()
@@ -29,6 +29,12 @@ def seed(db, days=14):
         db.query("INSERT INTO tagente_datos VALUES (%s, %s, %s)", row)
     for row in ODD_STRING:
         db.query("INSERT INTO tagente_datos_string VALUES (%s, %s, %s)", row)
+
+
+def checksums(db):
+    """CHECKSUM TABLE of every table in one statement (equal dicts mean equal content)."""
+    tables = [r[0] for r in db.query("SHOW TABLES")]
+    return dict(db.query("CHECKSUM TABLE %s" % ", ".join("`%s`" % t for t in tables)))
 
 
 def rows(db, table):
@@ -57,17 +63,17 @@ def test_layout_conversion_and_odd_timestamps(pandora_db):
     db = pandora_db
     seed(db)
     before = dict((t, rows(db, t)) for t in TABLES)
-    sums = db.checksums()
+    sums = checksums(db)
 
     plan = manage(db, check=True)
-    assert sums == db.checksums()  # check mode changes nothing
+    assert sums == checksums(db)  # check mode changes nothing
     for res in plan:
         conv = res["conversion"]
         assert res["changed"] and conv["state"] == "fresh" and conv["rows_to_copy"] == len(before[res["table"]])
         assert conv["partitions"][0] == P.UNDATED and conv["partitions"][-1] == P.CATCHALL
         assert conv["estimated_stall_seconds"] > 0 and any("RENAME TABLE" in a for a in conv["actions"])
 
-    out = manage(db, chunk_rows=500)
+    out = manage(db, chunk_rows=300)
     assert [r["changed"] for r in out] == [True, True]
     assert out[0]["conversion"]["chunks"] > 3
     for table in TABLES:
@@ -75,10 +81,10 @@ def test_layout_conversion_and_odd_timestamps(pandora_db):
         lay = layout(db, table)
         assert lay.managed and lay.interval == "day" and lay.ahead == 3
         names = [p.name for p in lay.partitions]
-        # Oldest data is 14 days back (generator start): one partition per UTC day up to now + 3 days.
-        assert names[1] == P.partition_name(P.period_start(NOW - 14 * DAY, "day"))
+        # Oldest data is 9 days back (generator start): one partition per UTC day up to now + 3 days.
+        assert names[1] == P.partition_name(P.period_start(NOW - 9 * DAY, "day")) == "p20260912"
         assert names[-2] == "p20260924" and names[-1] == P.CATCHALL
-        assert len(names) == 2 + 15 + 3
+        assert len(names) == 2 + 10 + 3
     # NULL, 0 and negative go to p_undated, future rows to the catch-all; no insert ever fails.
     assert sorted(r[0] for r in db.query("SELECT id_agente_modulo FROM tagente_datos PARTITION (p_undated)")) == [
         901, 902, 903]
@@ -92,9 +98,9 @@ def test_layout_conversion_and_odd_timestamps(pandora_db):
     # The layout report.
     facts = database_facts(settings_for(db))["table_layouts"]
     info = facts["tagente_datos"]
-    assert info["layout"] == "partitioned" and info["partition_count"] == 20
+    assert info["layout"] == "partitioned" and info["partition_count"] == 15
     assert info["undated_rows"] == 3 and info["catchall_rows"] == 1
-    assert info["oldest_partition"] == "p20260907" and info["newest_partition"] == "p20260924"
+    assert info["oldest_partition"] == "p20260912" and info["newest_partition"] == "p20260924"
     assert facts["tagente_datos_string"]["catchall_rows"] == 1
     # Week partitions selectable; back to plain tables (state absent) keeps every row.
     out = manage(db, state="absent", chunk_rows=700)
@@ -103,7 +109,7 @@ def test_layout_conversion_and_odd_timestamps(pandora_db):
         assert not layout(db, table).partitioned and rows(db, table) == before[table]
     assert database_facts(settings_for(db))["table_layouts"]["tagente_datos"]["layout"] == "plain"
     manage(db, tables=["tagente_datos"], interval="week")
-    assert layout(db, "tagente_datos").partitions[1].name == "p20260907"  # a Monday
+    assert layout(db, "tagente_datos").partitions[1].name == "p20260907"  # the Monday of the oldest row's week
     assert layout(db, "tagente_datos").interval == "week" and rows(db, "tagente_datos") == before["tagente_datos"]
 
 
@@ -142,9 +148,9 @@ def test_purge_by_partitions_matches_the_plain_purge(new_db, main_server, exact)
     expected_drop = [p.name for p in layout(part, "tagente_datos").dated if p.upper <= cutoff]
 
     _purge(plain, exact)
-    sums = part.checksums()
+    sums = checksums(part)
     plan = _purge(part, exact, check=True)
-    assert part.checksums() == sums
+    assert checksums(part) == sums
     res = _purge(part, exact)
     for name, table in (("module_data", "tagente_datos"), ("string_data", "tagente_datos_string")):
         want = rows(plain, table)
@@ -178,7 +184,7 @@ def test_purge_by_partitions_matches_the_plain_purge(new_db, main_server, exact)
 
 
 def test_module_graph_query_uses_data_index1_with_pruning(pandora_db):
-    seed(pandora_db, days=6)
+    seed(pandora_db, days=6, agents=2)
     manage(pandora_db, tables=["tagente_datos"])
     lo, hi = NOW - 2 * DAY - 3600, NOW - 2 * DAY + 3600
     module = pandora_db.scalar("SELECT id_agente_modulo FROM tagente_datos WHERE utimestamp > %s AND utimestamp <= %s"
@@ -191,24 +197,22 @@ def test_module_graph_query_uses_data_index1_with_pruning(pandora_db):
     assert row[4] == "range" and row[6] == "data_index1"
 
 
-def test_backup_restore_round_trips_a_partitioned_database(pandora_db, playbook, tmp_path):
+def test_backup_restore_round_trips_a_partitioned_database(pandora_db, tmp_path):
+    """pandora_backup's engine: the dump keeps the partitioning clause; the restore brings layout and rows back."""
+    from ansible_collections.pandorafms.server.plugins.module_utils._backup import run_backup, run_restore
     db = pandora_db
-    seed(db, days=4)
+    seed(db, days=3, agents=1)
     manage(db)
-    before_sums = db.checksums()
+    before_sums = checksums(db)
     before_ddl = [db.query("SHOW CREATE TABLE `%s`" % t)[0][1] for t in TABLES]
-    login = db.login()
     empty = str(tmp_path / "empty")
     os.makedirs(empty)
-    roots = dict(config_dir=empty, spool_dir=empty, console_path=empty, include_files=False)
-    res = playbook.run([{"pandorafms.server.pandora_backup": dict(dest=str(tmp_path / "b"), **dict(login, **roots))}],
-                       expect_rc=0)
-    archive = res.last["archive"]
+    roots = dict(config_dir=empty, spool_dir=empty, console_path=empty)
+    archive = run_backup(settings_for(db), dest=str(tmp_path / "b"), include_files=False, **roots)["archive"]
     db.query("ALTER TABLE tagente_datos REMOVE PARTITIONING")
     db.query("DELETE FROM tagente_datos_string LIMIT 5")
-    assert db.checksums() != before_sums
-    playbook.run([{"pandorafms.server.pandora_backup": dict(state="restored", src=archive,
-                                                             **dict(login, **roots))}], expect_rc=0)
-    assert db.checksums() == before_sums
+    assert checksums(db) != before_sums
+    run_restore(settings_for(db), src=archive, **roots)
+    assert checksums(db) == before_sums
     assert [db.query("SHOW CREATE TABLE `%s`" % t)[0][1] for t in TABLES] == before_ddl
     assert layout(db, "tagente_datos").managed and layout(db, "tagente_datos_string").managed
