@@ -217,8 +217,8 @@ class PartitionBench(Bench):
             "tagente_datos: %d rows, %d older than days_purge=45" % (r["rows"], r["to_delete"]), "",
             "  %-36s %9s %10s %12s %14s" % ("purge variant", "seconds", "rows", "x upstream", "x unbatched")]
         for e in r["purge"]:
-            lines.append("  %-36s %9.3f %10d %12.1f %14.2f" % (e["variant"], e["seconds"], e["rows"], up / e["seconds"],
-                                                              unb / e["seconds"]))
+            ratios = (up / e["seconds"], unb / e["seconds"])
+            lines.append("  %-36s %9.3f %10d %12.1f %14.2f" % ((e["variant"], e["seconds"], e["rows"]) + ratios))
         d, x = by["partitioned, default mode"], by["partitioned, exact mode"]
         lines += ["", "  targets: default >= 100x upstream (%.0fx), >= 10x unbatched (%.1fx); exact >= 10x upstream"
                   " (%.1fx), >= 2x unbatched (%.2fx)" % (up / d["seconds"], unb / d["seconds"], up / x["seconds"],
@@ -236,8 +236,7 @@ class PartitionBench(Bench):
         for e in r.get("sweep", []):
             lines.append("  %10d rows: %.3f s (%d partitions, %d rows)" % (e["rows"], e["seconds"],
                                                                            e["partitions_dropped"], e["purged"]))
-        loads = [float(e["load"]) for e in r["purge"]] + [float(c["load"])] + [float(e["load"]) for e in
-                                                                            r.get("sweep", [])]
+        loads = [float(e["load"]) for e in r["purge"] + r.get("sweep", [])] + [float(c["load"])]
         lines.append("1-minute load average during the runs (2 vCPUs, shared): %s .. %s" % (min(loads), max(loads)))
         return lines
 

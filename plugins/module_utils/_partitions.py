@@ -620,8 +620,8 @@ class Conversion(object):
                     % (ref, COLUMN, ref, COLUMN))
 
         def insert(ref):
-            return "INSERT INTO `%s` (%s) VALUES (%s);" % (self.shadow, collist,
-                                                         ", ".join("%s.`%s`" % (ref, c) for c in cols))
+            values = ", ".join("%s.`%s`" % (ref, c) for c in cols)
+            return "INSERT INTO `%s` (%s) VALUES (%s);" % (self.shadow, collist, values)
 
         def delete(ref):
             match = " AND ".join("`%s` <=> %s.`%s`" % (c, ref, c) for c in cols)
