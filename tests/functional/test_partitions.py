@@ -216,3 +216,23 @@ def test_backup_restore_round_trips_a_partitioned_database(pandora_db, tmp_path)
     assert checksums(db) == before_sums
     assert [db.query("SHOW CREATE TABLE `%s`" % t)[0][1] for t in TABLES] == before_ddl
     assert layout(db, "tagente_datos").managed and layout(db, "tagente_datos_string").managed
+
+
+def test_module_check_real_rerun_and_refusal(pandora_db, playbook):
+    """pandorafms.server.pandora_partitions through ansible-playbook: check mode, the conversion, a rerun, an error."""
+    db = pandora_db
+    db.query("INSERT INTO tagente_datos VALUES (1, 1.5, %s), (2, 2.5, NULL)", (NOW - DAY,))
+    args = dict(db.login(), now=NOW, days_ahead=2)
+    res = playbook.run([
+        {"pandorafms.server.pandora_partitions": args, "check_mode": True, "register": "plan"},
+        {"pandorafms.server.pandora_partitions": args, "register": "real"},
+        {"pandorafms.server.pandora_partitions": args, "register": "again"},
+        {"pandorafms.server.pandora_partitions": dict(args, tables=["tevento"]), "register": "bad",
+         "ignore_errors": True},
+    ], expect_rc=0)
+    plan, real, again, bad = res.results
+    assert plan["changed"] is True and plan["tables"][0]["conversion"]["rows_to_copy"] == 2
+    assert real["changed"] is True and [t["layout"]["layout"] for t in real["tables"]] == ["partitioned"] * 2
+    assert again["changed"] is False
+    assert bad["failed"] is True and "tevento has foreign keys" in bad["msg"] and "Traceback" not in bad["msg"]
+    assert rows(db, "tagente_datos") == ((1, 1.5, NOW - DAY), (2, 2.5, None))
