@@ -336,11 +336,18 @@ def ddl(conn, sql, lock_wait=DEFAULT_LOCK_WAIT, retries=3, what="table"):
     the table while it waits, so the wait is kept short and retried.
     """
     attempt = 0
+    with conn.cursor() as cur:
+        cur.execute("SELECT @@SESSION.lock_wait_timeout")
+        previous = int(cur.fetchone()[0])
     while True:
         try:
             with conn.cursor() as cur:
                 cur.execute("SET SESSION lock_wait_timeout = %d" % int(lock_wait))
-                cur.execute(sql)
+                try:
+                    cur.execute(sql)
+                finally:
+                    # The connection may be the maintenance run's: its other statements keep their own wait.
+                    cur.execute("SET SESSION lock_wait_timeout = %d" % previous)
             return
         except DB_ERRORS as exc:
             code = exc.args[0] if exc.args else None
@@ -744,6 +751,9 @@ def manage_tables(conn, tables, state="present", interval="day", days_ahead=DEFA
         layout = read_layout(conn, table)
         if not layout.exists:
             raise PreconditionFailed("table %s does not exist in this database" % table)
+        if state == "absent" and table not in SUPPORTED:
+            raise ConfigError("option tables: %s is not one of the tables this layout is for (%s)" % (
+                table, ", ".join(sorted(SUPPORTED))))
         if state == "present":
             reason = refusal(conn, table)
             if reason:

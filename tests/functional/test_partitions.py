@@ -10,7 +10,7 @@ from harness.maint_seed import DAY, NOW, engine_run, settings_for, step
 from ansible_collections.pandorafms.server.plugins.module_utils import _partitions as P
 from ansible_collections.pandorafms.server.plugins.module_utils._connection import connect
 from ansible_collections.pandorafms.server.plugins.module_utils._dbinfo import database_facts
-from ansible_collections.pandorafms.server.plugins.module_utils._errors import PreconditionFailed
+from ansible_collections.pandorafms.server.plugins.module_utils._errors import ConfigError, PreconditionFailed
 
 TABLES = ("tagente_datos", "tagente_datos_string")
 # Rows the generator does not make: undated (NULL, 0, negative) and future ones.
@@ -126,6 +126,23 @@ def test_refuses_tables_with_foreign_keys_and_bad_unique_keys(pandora_db):
     with pytest.raises(PreconditionFailed) as err:
         manage(pandora_db, tables=["tagente_datos_inc"])
     assert "not one of the tables" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        manage(pandora_db, tables=["tagente_datos_inc"], state="absent")
+    assert "option tables: tagente_datos_inc is not one of the tables" in str(err.value)
+
+
+def test_ddl_keeps_the_sessions_metadata_lock_wait(pandora_db):
+    """The purge's DDL shares the maintenance run's connection: its short lock wait must not leak."""
+    conn = pandora_db.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION lock_wait_timeout = 777")
+        P.ddl(conn, "ALTER TABLE tagente_datos COMMENT = 'x'", lock_wait=3)
+        with conn.cursor() as cur:
+            cur.execute("SELECT @@SESSION.lock_wait_timeout")
+            assert cur.fetchone()[0] == 777
+    finally:
+        conn.close()
 
 
 def _purge(db, exact, check=False):
