@@ -146,6 +146,24 @@ def multiset(db):
                                                           " tagente_datos"))
 
 
+def copied_so_far(db):
+    """Rows the conversion in progress has copied (-1 when none is in progress)."""
+    try:
+        found = db.query("SELECT rows_copied FROM pfms_partition_progress WHERE table_name = 'tagente_datos'")
+    except Exception:  # no progress table (yet)
+        return -1
+    return found[0][0] if found else -1
+
+
+def conversion_state(db, state):
+    from ansible_collections.pandorafms.server.plugins.module_utils._partitions import Conversion
+    conn = db.connect()
+    try:
+        return Conversion(conn, TABLE, "partitioned" if state == "present" else "plain").state()[0]
+    finally:
+        conn.close()
+
+
 def layout_kind(db):
     from ansible_collections.pandorafms.server.plugins.module_utils._partitions import read_layout
     conn = db.connect()
@@ -171,6 +189,7 @@ def test_conversion_survives_sigkills_with_a_concurrent_writer(pandora_db):
     writer.start()
     rng = random.Random(2026)
     kills = completed = 0
+    states = set()
     state = "present"
     try:
         for _attempt in range(30):
@@ -180,6 +199,7 @@ def test_conversion_survives_sigkills_with_a_concurrent_writer(pandora_db):
             out, err = proc.communicate(timeout=120)
             if proc.returncode == -signal.SIGKILL:
                 kills += 1
+                states.add(conversion_state(db, state))
             else:
                 assert proc.returncode == 0, err.decode()[-2000:]
                 completed += 1
@@ -193,6 +213,7 @@ def test_conversion_survives_sigkills_with_a_concurrent_writer(pandora_db):
     finally:
         writer.stop()
     assert kills >= 10 and completed >= 2
+    assert "copying" in states and len(states) >= 2, states  # killed in the middle of copies, and elsewhere
     assert layout_kind(db) == "partitioned"
     assert writer.errors == []  # no write of the Pandora server failed
     assert writer.ops > 100 and sum(writer.deleted.values()) > 5
@@ -221,8 +242,12 @@ def test_conversion_survives_server_crashes(tmp_path):
         crashes = 0
         try:
             for _round in range(3):
-                proc = run_child(db, "present", chunk_rows=200)
-                time.sleep(rng.uniform(0.3, 1.2))
+                copied = copied_so_far(db)
+                proc = run_child(db, "present", chunk_rows=100)
+                deadline = time.time() + 30
+                while copied_so_far(db) <= copied and time.time() < deadline:  # this run is copying now
+                    time.sleep(0.05)
+                time.sleep(rng.uniform(0.0, 0.4))
                 os.kill(server.proc.pid, signal.SIGKILL)  # a crash of mariadbd in the middle of the conversion
                 server.proc.wait(30)
                 server.proc = None
@@ -230,6 +255,8 @@ def test_conversion_survives_server_crashes(tmp_path):
                 server.start()
                 crashes += 1
                 assert layout_kind(db) in ("plain", "partitioned")
+                # Mid-conversion: the shadow table is there and the copy had made progress in this round.
+                assert db.query("SHOW TABLES LIKE 'tagente_datos__pfms_new'") and copied_so_far(db) > copied
             proc = run_child(db, "present", chunk_rows=2000)
             out, err = proc.communicate(timeout=120)
             assert proc.returncode == 0, err.decode()[-2000:]
