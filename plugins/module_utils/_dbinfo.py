@@ -10,6 +10,7 @@ from ansible_collections.pandorafms.server.plugins.module_utils._connection impo
     connect, existing_tables, server_info)
 from ansible_collections.pandorafms.server.plugins.module_utils._errors import PreconditionFailed
 from ansible_collections.pandorafms.server.plugins.module_utils._lock import is_free
+from ansible_collections.pandorafms.server.plugins.module_utils._partitions import SUPPORTED, partition_facts
 from ansible_collections.pandorafms.server.plugins.module_utils._tconfig import TConfig
 
 SCHEMA_TOKENS = ("db_scheme_first_version", "db_scheme_version", "db_scheme_build", "MR",
@@ -43,6 +44,7 @@ def database_facts(settings):
             "tconfig_duplicates": dict((k, v) for k, v in tconfig.duplicates.items()),
             "maintenance_lock_free": is_free(conn, settings.database),
             "table_sizes": sizes,
+            "table_layouts": dict((t, partition_facts(conn, t)) for t in sorted(SUPPORTED) if t in tables),
         }
     finally:
         conn.close()

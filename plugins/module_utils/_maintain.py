@@ -483,6 +483,8 @@ class MaintenanceRun(object):
         deleted = inserted = updated = 0
         changed = False
         for res in self.results:
+            if not res.skipped_reason and (res.details or {}).get("ddl_changed"):
+                changed = True  # partitions dropped or created (_partitions.py), even with no rows
             if res.skipped_reason or not res.rows:
                 continue
             changed = True

@@ -30,6 +30,7 @@ from ansible_collections.pandorafms.server.plugins.module_utils._batch import (
     BatchExecutor, agent_gone_sql, module_gone_sql, simulation)
 from ansible_collections.pandorafms.server.plugins.module_utils._context import DAY, StepResult
 from ansible_collections.pandorafms.server.plugins.module_utils._errors import ConfigError
+from ansible_collections.pandorafms.server.plugins.module_utils._partitions import purge_partitioned
 from ansible_collections.pandorafms.server.plugins.module_utils._tconfig import parse_number
 
 TEN_YEARS = 10 * 365 * DAY
@@ -269,6 +270,9 @@ class PurgeRule(Step):
         if purged is not None:
             # Later steps (compaction) may rely on it: in check mode these rows are still there.
             purged[(self.database, self.table)] = cutoff
+        partitioned = purge_partitioned(self, ctx, ex, check, cutoff, thr, started)
+        if partitioned is not None:  # a partitioned table: drop whole partitions (see _partitions.py)
+            return [partitioned]
         predicate = "%s.%s < %%s" % (self.table, self.column)
         if check:
             rows = ex.count(self.table, predicate, (bound,))

@@ -219,6 +219,18 @@ health:
     seconds:
       description: How long the database part of the report took.
       type: float
+table_layouts:
+  description:
+    - The layout of each big module data table (M(pandorafms.server.pandora_partitions)), plain or partitioned.
+    - For a partitioned table, the partition count, the oldest and newest dated partition, estimated rows and
+      bytes per partition, and the exact rows of the undated (NULL, 0 or negative timestamp) and catch-all
+      (future timestamp) partitions.
+  returned: success
+  type: dict
+  sample: {"tagente_datos": {"table": "tagente_datos", "layout": "partitioned", "partitioned": true,
+           "partition_count": 70, "interval": "day", "days_ahead": 7, "oldest_partition": "p20260723",
+           "newest_partition": "p20260928", "undated_rows": 0, "catchall_rows": 0,
+           "partitions": [{"name": "p_undated", "less_than": 1, "estimated_rows": 0, "bytes": 32768}]}}
 '''
 
 from ansible.module_utils.basic import AnsibleModule

@@ -152,6 +152,15 @@ options:
     description: Passed to the compaction of the history database; overrides its C(tconfig) C(step_compact)
       (hours per window).
     type: int
+  partition_purge_exact:
+    description:
+      - Only for tables in the partitioned layout of M(pandorafms.server.pandora_partitions). The purge drops every
+        partition whose whole range is older than the threshold; by default that is all it does, so data is kept
+        up to one partition longer than the threshold.
+      - V(true) also deletes, with the batched delete, the rows of the threshold's partition that are older than
+        the threshold, leaving exactly what the purge of a plain table leaves.
+    type: bool
+    default: false
   history_days_purge:
     description: Days of module data to keep in the history database. Overrides its C(tconfig) C(days_purge).
     type: int
@@ -356,6 +365,8 @@ from ansible_collections.pandorafms.server.plugins.module_utils._purge import TH
 # Options passed to the compaction step as they are (the engine validates them).
 COMPACT_OPTIONS = ("days_compact", "step_compact", "compact_row_budget", "compact_chunk_rows",
                    "history_days_compact", "history_step_compact")
+# Options of the purge of partitioned tables (_partitions.py).
+PARTITION_OPTIONS = ("partition_purge_exact",)
 
 
 def argument_spec():
@@ -381,6 +392,7 @@ def argument_spec():
         spec[key] = dict(type="bool" if key == "delete_notinit" else "int")
     for key in COMPACT_OPTIONS:
         spec[key] = dict(type="int")
+    spec["partition_purge_exact"] = dict(type="bool", default=False)
     return spec
 
 
@@ -393,7 +405,7 @@ def main():
         result = run_maintenance(
             settings, server_values, steps=params["steps"], check_mode=module.check_mode, diff=module._diff,
             thresholds=dict((key, params[key]) for key in THRESHOLD_KEYS),
-            extra_options=dict((key, params[key]) for key in COMPACT_OPTIONS),
+            extra_options=dict((key, params[key]) for key in COMPACT_OPTIONS + PARTITION_OPTIONS),
             batch_size=params["batch_size"], batch_sleep=params["batch_sleep"], max_runtime=params["max_runtime"],
             lock_timeout=params["lock_timeout"], require_master=params["require_master"],
             servername=params["servername"], incomingdir=params["incomingdir"], log_file=params["log_file"],
