@@ -67,6 +67,7 @@ class MariaDBServer(object):
         self.socket = os.path.join(self.basedir, "mysqld.sock")
         self.pidfile = os.path.join(self.basedir, "mysqld.pid")
         self.logfile = os.path.join(self.basedir, "error.log")
+        self.tmpdir = os.path.join(self.basedir, "tmp")
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self.buffer_pool = buffer_pool
@@ -87,6 +88,7 @@ class MariaDBServer(object):
             if os.geteuid() == 0:
                 cmd.append("--user=root")
             subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        os.makedirs(self.tmpdir, exist_ok=True)
         args = [
             _find("mariadbd", "mysqld"),
             "--no-defaults",
@@ -96,6 +98,8 @@ class MariaDBServer(object):
             "--port=%d" % self.port,
             "--bind-address=127.0.0.1",
             "--log-error=%s" % self.logfile,
+            # Its own temporary directory: nothing else on the machine cleaning /tmp can take its files.
+            "--tmpdir=%s" % self.tmpdir,
             "--skip-log-bin",
             "--innodb-buffer-pool-size=%s" % self.buffer_pool,
             "--innodb-log-file-size=256M",
