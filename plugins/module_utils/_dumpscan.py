@@ -448,11 +448,11 @@ class DumpGuard(object):
         upper = words.upper()
         if upper.startswith("INSERT") or upper.startswith("REPLACE"):
             self._refuse("holds an INSERT in a form the dump tools never write", code)
-        if not any(rule.match(words) for rule in _ALLOWED):
-            self._refuse("holds a statement the dump tools never write", code)
         for rule, what in _FORBIDDEN:
             if rule.search(words):
                 self._refuse("holds %s" % what, code)
+        if not any(rule.match(words) for rule in _ALLOWED):
+            self._refuse("holds a statement the dump tools never write", code)
         is_object = _BODY_OBJECT.match(words) is not None
         for match in _QUALIFIED.finditer(text):
             raw = match.group(1)

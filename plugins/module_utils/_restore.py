@@ -887,6 +887,16 @@ def check_privileges(settings):
                           "previous ones); nothing was changed. %s" % (account, ", ".join(missing), NEEDS_ROOT))
 
 
+def list_schemas(settings):
+    admin = settings.copy()
+    admin.database = None
+    conn = connect(admin)
+    try:
+        return server_schemas(conn)
+    finally:
+        conn.close()
+
+
 def server_schemas(conn):
     with conn.cursor() as cur:
         cur.execute("SELECT schema_name FROM information_schema.schemata")
@@ -986,7 +996,18 @@ def _restore(settings, check_mode, redact, **options):
         check_writable("tmp_dir" if opts["tmp_dir"] else "the directory of src", tmp_parent)
     if restore_files or restore_console:
         check_writable("saved_files_dir", saved_dir)
-    known = [settings.database] if settings is not None and settings.database else []
+    known = []
+    if restore_db:
+        try:
+            db_settings = resolve_connection(settings, opts)[0]
+        except ConfigError:
+            if not restore_console:
+                raise
+            db_settings = None  # the credentials come with the console restored first
+        if db_settings is not None:
+            redact.add(db_settings)
+            check_privileges(db_settings)
+            known = [db_settings.database] + list_schemas(db_settings)
     verified = verify_archive(src, opts["compression"], need_dump=restore_db, schemas=known)
     manifest = verified.manifest
     first_keys = ["console_path"] if restore_console else []
@@ -1016,7 +1037,8 @@ def _restore(settings, check_mode, redact, **options):
     if restore_db:
         settings, pandora_user = resolve_connection(settings, opts)
         redact.add(settings)
-        check_privileges(settings)
+        if not known:
+            check_privileges(settings)
         result.update(restore_database(settings, opts, verified, src, ts, tmp_parent, redact, warnings))
         grants = _grant_step(settings, opts, pandora_user, warnings)
     if later_maps:
