@@ -46,7 +46,7 @@ from ansible_collections.pandorafms.server.plugins.module_utils._backup import (
     guarded, options_with_defaults, public_manifest, resolve_connection, sha256_file)
 from ansible_collections.pandorafms.server.plugins.module_utils._connection import (
     connect, server_info)
-from ansible_collections.pandorafms.server.plugins.module_utils._dumpscan import SYSTEM_SCHEMAS, DumpGuard
+from ansible_collections.pandorafms.server.plugins.module_utils._dumpscan import DumpGuard
 from ansible_collections.pandorafms.server.plugins.module_utils._errors import (
     ConfigError, LockBusy, OperationFailed, PandoraError, PreconditionFailed)
 from ansible_collections.pandorafms.server.plugins.module_utils._lock import MaintenanceLock

@@ -27,8 +27,8 @@ description:
     the swap is done (or longer with O(keep_pre_restore)). The live database is always either the old
     or the new content, also when the run is killed.
   - The password reaches the client tools only through an option file read from an inherited pipe
-    (C(--defaults-extra-file=/dev/fd/N)): never on disk, on a command line, in the output or in an error
-    message, so a run killed at any moment leaves no file holding it.
+    (C(--defaults-extra-file=/dev/fd/N)). It is never on disk, on a command line, in the output or in an
+    error message, so a run killed at any moment leaves no file holding it.
   - A restore trusts nothing in the archive beyond what it checks. Before anything changes (also in check
     mode) it refuses, naming the member, absolute or C(..) names, hard links, devices, members under a
     link, a root member that is not a directory, and links on disk between a target and a member; and it
