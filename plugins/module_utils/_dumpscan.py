@@ -121,6 +121,8 @@ class DumpGuard(object):
         self._start_line = 1
         self._out = []
         self.qualifiers = {}
+        self._strings_tail = b""
+        self._no_escapes = False
 
     # -- public ---------------------------------------------------------------
     def feed(self, chunk):
@@ -179,6 +181,13 @@ class DumpGuard(object):
         if self.rewrite:
             self._out.append(_DEFINER.sub(b"DEFINER=CURRENT_USER", data))
 
+    def _string_text(self, data):
+        """String literals of statements (not rows): one setting changes how the server reads quotes."""
+        text = (self._strings_tail + data).upper()
+        if b"NO_BACKSLASH_ESCAPES" in text:
+            self._no_escapes = True
+        self._strings_tail = text[-24:]
+
     def _code_add(self, data):
         if not self._code.strip() and data.strip():
             self._start_line = self.line
@@ -194,6 +203,8 @@ class DumpGuard(object):
             if mode == b"'" or mode == b'"':
                 body = _STRING_BODY if mode == b"'" else _DQ_BODY
                 stop = body.match(buf, pos).end()
+                if self._phase == HEAD:
+                    self._string_text(buf[pos:stop])
                 if stop < end and buf[stop:stop + 1] == b"\\":   # a backslash at the end: need more
                     stop_at = stop
                 else:
@@ -438,11 +449,16 @@ class DumpGuard(object):
         self._table = None
         self._code = bytearray()
         self._bol = False
+        self._strings_tail = b""
+        self._no_escapes = False
 
     def _check(self, code):
         text = code.strip()
         if not text:
             return
+        if self._no_escapes:
+            self._refuse("holds a server setting (NO_BACKSLASH_ESCAPES changes how the server reads strings)",
+                         code)
         words = _IDENT.sub(b"`x`", text).decode("utf-8", "replace")
         words = re.sub(r"\s+", " ", words).strip()
         upper = words.upper()
