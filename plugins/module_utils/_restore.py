@@ -993,7 +993,7 @@ def _restore(settings, check_mode, redact, **options):
     # Everything that can refuse the run comes first, the same in check mode: the options, the archive
     # (manifest, every member's name and type, the dump's statements), the targets on disk.
     if restore_db:
-        check_writable("tmp_dir" if opts["tmp_dir"] else "the directory of src", tmp_parent)
+        check_writable("tmp_dir", tmp_parent)
     if restore_files or restore_console:
         check_writable("saved_files_dir", saved_dir)
     known = []
