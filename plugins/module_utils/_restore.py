@@ -211,9 +211,16 @@ def check_members(src, verified, maps):
         if root is not None and root["type"] != "dir":
             refuse(prefix, "(the root of %s) is a %s, not a directory: restoring it would replace %s"
                    % (key, root["type"], target))
+    targets = {}
     for name, entry in sorted(members.items()):
         key, path, root = map_member(name, maps)
-        if path is None or path == root:
+        if path is None:
+            continue
+        if path in targets and not (entry["type"] == "dir" and members[targets[path]]["type"] == "dir"):
+            refuse(name, "and the member %s would both be written to %s (two roots restored into one "
+                   "directory): give each root its own target" % (targets[path], path))
+        targets.setdefault(path, name)
+        if path == root:
             continue
         rel = path[len(root):].strip("/").split("/")
         current = root
@@ -678,9 +685,13 @@ class LoadingAccount(object):
                     what="creating the temporary loading account %s@%s" % (self.name, self.host),
                     state="the live database was not touched (the empty staging database %s is dropped)"
                     % self.staging)
-            execute(cur, "GRANT ALL PRIVILEGES ON %s.* TO %%s@%%s" % q(self.staging), (self.name, self.host),
-                    what="granting the loading account privileges on %s" % self.staging,
-                    state="the live database was not touched")
+            try:
+                execute(cur, "GRANT ALL PRIVILEGES ON %s.* TO %%s@%%s" % q(self.staging), (self.name, self.host),
+                        what="granting the loading account privileges on %s" % self.staging,
+                        state="the live database was not touched")
+            except BaseException:
+                self.__exit__()
+                raise
         return self.admin.copy(user=self.name, password=self.password, database=None)
 
     def __exit__(self, *exc):

@@ -190,6 +190,19 @@ def test_unsafe_members_are_refused_before_any_file_changes(tmp_path, case):
     assert os.listdir(str(outside)) == []
 
 
+def test_two_roots_restored_into_one_directory_must_not_collide(tmp_path):
+    tree = files_tree(tmp_path)
+    res = run_backup(None, dest=str(tmp_path / "b"), include_db=False, **tree)
+    spool = tree["spool_dir"].lstrip("/")
+    hostile = forge(res["archive"], str(tmp_path / "hostile.tar.gz"),
+                    lambda items: items + [member(spool + "/pandora_server.conf", data=b"dbname evil\n")])
+    target = dict(tree, spool_dir=tree["config_dir"])
+    before = bu.snapshot(*tree.values())
+    assert_refused_both_ways(run_restore, "would both be written to %s/pandora_server.conf" % tree["config_dir"],
+                             settings=None, src=hostile, restore_db=False, restore_files=True, **target)
+    assert bu.snapshot(*tree.values()) == before
+
+
 def test_unsafe_member_after_a_valid_dump_is_refused_before_the_swap(filled, tmp_path):
     """The issue's case: a valid dump then one '../' member; the live database must keep its content."""
     tree = files_tree(tmp_path)
