@@ -196,9 +196,10 @@ def test_two_roots_restored_into_one_directory_must_not_collide(tmp_path):
     spool = tree["spool_dir"].lstrip("/")
     hostile = forge(res["archive"], str(tmp_path / "hostile.tar.gz"),
                     lambda items: items + [member(spool + "/pandora_server.conf", data=b"dbname evil\n")])
-    target = dict(tree, spool_dir=tree["config_dir"])
+    target = dict(settings=None, src=hostile, restore_db=False, restore_files=True)
+    target.update(tree)
+    target["spool_dir"] = tree["config_dir"]
     before = bu.snapshot(*tree.values())
-    target.update(settings=None, src=hostile, restore_db=False, restore_files=True)
     assert_refused_both_ways(run_restore, "would both be written to %s/pandora_server.conf" % tree["config_dir"],
                              **target)
     assert bu.snapshot(*tree.values()) == before
