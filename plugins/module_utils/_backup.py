@@ -41,9 +41,9 @@ import tempfile
 import time
 
 from ansible_collections.pandorafms.server.plugins.module_utils._archive import (
-    CHUNK, MANIFEST_NAME, ArchiveWriter, _grow_pipe, choose_compressor, find_tool)
+    CHUNK, MANIFEST_NAME, ArchiveWriter, _grow_pipe, choose_compressor, find_tool, write_all)
 from ansible_collections.pandorafms.server.plugins.module_utils._connection import (
-    connect, defaults_file, resolve_settings, server_info)
+    connect, defaults_text, resolve_settings, server_info)
 from ansible_collections.pandorafms.server.plugins.module_utils._errors import (
     ConfigError, LockBusy, MissingDependency, OperationFailed, PandoraError, PreconditionFailed)
 from ansible_collections.pandorafms.server.plugins.module_utils._serverconf import (
@@ -62,6 +62,7 @@ DB_ESTIMATE_RATIO = 0.1
 FILES_ESTIMATE_RATIO = 0.5
 
 FILE_ROOTS = ("config_dir", "spool_dir", "console_path")
+WORKDIR_PREFIX = ".pandorafms-backup-"
 DEFAULTS = {
     "state": "present",
     "dest": None,
@@ -88,7 +89,12 @@ DEFAULTS = {
 }
 
 
+MAX_LOCK_WAIT = 31536000  # MariaDB's own maximum for lock_wait_timeout (one year)
+ABSOLUTE_PATHS = ("dest", "src", "tmp_dir", "saved_files_dir", "console_path", "config_dir", "spool_dir")
+
+
 def options_with_defaults(options):
+    """The options merged with :data:`DEFAULTS`, every value checked (the same for check mode and run)."""
     unknown = sorted(set(options) - set(DEFAULTS))
     if unknown:
         raise ConfigError("unknown backup option(s): %s" % ", ".join(unknown))
@@ -96,7 +102,90 @@ def options_with_defaults(options):
     for key, value in options.items():
         if value is not None:
             merged[key] = value
+    validate_options(merged)
     return merged
+
+
+def validate_options(opts):
+    """Refuse, by name, every value out of range (raises ConfigError)."""
+    for key in ABSOLUTE_PATHS:
+        value = opts.get(key)
+        if value and not os.path.isabs(value):
+            raise ConfigError("%s must be an absolute path, not %r (a relative path would land in the module's "
+                              "working directory)" % (key, value))
+    for key in ("keep", "lock_wait_timeout"):
+        value = opts.get(key)
+        try:
+            opts[key] = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError("%s must be a whole number, not %r" % (key, value))
+    if opts["keep"] < 0:
+        raise ConfigError("keep must be 0 (keep every archive) or a positive number, not %d" % opts["keep"])
+    if not 1 <= opts["lock_wait_timeout"] <= MAX_LOCK_WAIT:
+        raise ConfigError("lock_wait_timeout must be between 1 and %d seconds, not %d (the server treats a "
+                          "smaller value as 0 and every statement after the swap would fail at once)"
+                          % (MAX_LOCK_WAIT, opts["lock_wait_timeout"]))
+    if opts.get("compression") not in ("auto", "pigz", "gzip"):
+        raise ConfigError("compression must be auto, pigz or gzip, not %r" % opts.get("compression"))
+    hosts = opts.get("grant_hosts")
+    if hosts is not None:
+        if isinstance(hosts, str) or not all(isinstance(h, str) and h.strip() for h in hosts):
+            raise ConfigError("grant_hosts must be a list of host names (for example [localhost, '%%']), not %r"
+                              % (hosts,))
+        if not hosts:
+            raise ConfigError("grant_hosts is an empty list: leave it out to grant every host the user has, "
+                              "or name the hosts")
+    if opts.get("grant_user") is not None and not str(opts["grant_user"]).strip():
+        raise ConfigError("grant_user is empty: leave it out or name the database user to grant")
+
+
+def check_writable(key, path):
+    """Refuse a directory (``key`` names the option) that the run could not create or write into."""
+    probe = path
+    while not os.path.lexists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        raise ConfigError("%s %s cannot be used: %s exists and is not a directory" % (key, path, probe))
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError("%s %s cannot be used: %s is not writable by this user (or its filesystem is "
+                          "read-only); choose another %s or fix its permissions" % (key, path, probe, key))
+
+
+class PipedDefaults(object):
+    """``with PipedDefaults(settings) as (option, fds):`` hands a client tool its option file through a pipe.
+
+    The text (it holds the password) goes into a pipe whose read end the child
+    inherits (``pass_fds=fds``) and opens as ``--defaults-extra-file=/dev/fd/N``:
+    it never touches a disk, so no kill at any moment can leave it behind, and
+    no argv shows it.
+    """
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.fd = None
+
+    def __enter__(self):
+        data = defaults_text(self.settings).encode("utf-8")
+        if len(data) > 60000:
+            raise ConfigError("the client options (paths of the TLS files) are too long")
+        read_fd, write_fd = os.pipe()
+        try:
+            write_all(write_fd, data)  # smaller than a pipe's buffer: never blocks
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        self.fd = read_fd
+        return "--defaults-extra-file=/dev/fd/%d" % read_fd, (read_fd,)
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def timestamp(now=None):
@@ -200,24 +289,69 @@ def tool_version(path):
         return None
 
 
+WORKDIR_LOCK = ".in-use"
+
+
 class WorkDir(object):
-    """A private (0700) scratch directory removed afterwards."""
+    """A private (0700) scratch directory removed afterwards.
+
+    Its owner holds an flock on ``<dir>/.in-use`` while it works; a directory
+    whose lock is free was left by a killed run and :func:`clean_stale_workdirs`
+    removes it.
+    """
 
     def __init__(self, parent, prefix):
         self.parent = parent
         self.prefix = prefix
         self.path = None
+        self.fd = None
 
     def __enter__(self):
         if self.parent:
             os.makedirs(self.parent, exist_ok=True)
         self.path = tempfile.mkdtemp(prefix=self.prefix, dir=self.parent)
         os.chmod(self.path, 0o700)
+        self.fd = os.open(os.path.join(self.path, WORKDIR_LOCK), os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
         return self.path
 
     def __exit__(self, *exc):
         if self.path:
             shutil.rmtree(self.path, ignore_errors=True)
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def clean_stale_workdirs(parent, prefix):
+    """Remove the scratch directories ``<parent>/<prefix>*`` of killed runs; return their paths."""
+    removed = []
+    if not parent or not os.path.isdir(parent):
+        return removed
+    for name in sorted(os.listdir(parent)):
+        path = os.path.join(parent, name)
+        if not name.startswith(prefix) or os.path.islink(path) or not os.path.isdir(path):
+            continue
+        lock = os.path.join(path, WORKDIR_LOCK)
+        fd = None
+        try:
+            fd = os.open(lock, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except (IOError, OSError) as exc:
+            if fd is not None and exc.errno in (errno.EAGAIN, errno.EACCES):
+                os.close(fd)
+                continue  # a running job's
+            if fd is not None:
+                os.close(fd)
+                fd = None
+            if exc.errno != errno.ENOENT:
+                continue
+            # no lock file: made by a version without one (or killed at its very start)
+        shutil.rmtree(path, ignore_errors=True)
+        if fd is not None:
+            os.close(fd)
+        removed.append(path)
+    return removed
 
 
 def db_facts(conn, database):
@@ -350,8 +484,9 @@ class DumpCounter(object):
             pos = eol + 1
 
 
-def dump_command(tool, cnf, database):
-    return [tool, "--defaults-extra-file=%s" % cnf, "--single-transaction", "--quick", "--routines",
+def dump_command(tool, option, database):
+    """``option`` is ``--defaults-extra-file=...``."""
+    return [tool, option, "--single-transaction", "--quick", "--routines",
             "--events", "--triggers", "--max-allowed-packet=1G", "--default-character-set=utf8mb4",
             "--", database]
 
@@ -360,10 +495,10 @@ def stream_dump(tool, settings, database, workdir, write, redact):
     """Run the dump tool; pass its output through ``write``; return ``(DumpCounter, warnings)``."""
     counter = DumpCounter()
     errpath = os.path.join(workdir, "dump.err")
-    with defaults_file(settings, workdir) as cnf:
+    with PipedDefaults(settings) as (option, fds):
         with open(errpath, "wb") as errfile:
-            proc = subprocess.Popen(dump_command(tool, cnf, database), stdout=subprocess.PIPE,
-                                    stderr=errfile, close_fds=True)
+            proc = subprocess.Popen(dump_command(tool, option, database), stdout=subprocess.PIPE,
+                                    stderr=errfile, close_fds=True, pass_fds=fds)
         _grow_pipe(proc.stdout)
         fd = proc.stdout.fileno()
         try:
@@ -633,12 +768,12 @@ def _backup(settings, check_mode, redact, **options):
     if not include_db and not include_files:
         raise ConfigError("nothing to back up: include_db and include_files are both false")
     dest = check_dest(opts["dest"])
-    keep = int(opts["keep"] or 0)
-    if keep < 0:
-        raise ConfigError("keep must be 0 (keep every archive) or a positive number")
+    keep = opts["keep"]
     compressor = choose_compressor(opts["compression"])
     roots = scan_roots(opts) if include_files else []
     tmp_parent = opts["tmp_dir"] or dest
+    check_writable("dest", dest)
+    check_writable("tmp_dir" if opts["tmp_dir"] else "dest", tmp_parent)
     excluded = set(os.path.realpath(p) for p in (dest, tmp_parent))
     warnings = []
     for key, path, exists in roots:
@@ -688,6 +823,7 @@ def _backup(settings, check_mode, redact, **options):
         for name in os.listdir(dest):
             if PARTIAL_RE.match(name):  # left by a killed run (we hold the lock)
                 os.unlink(os.path.join(dest, name))
+        result["removed_stale_scratch"] = clean_stale_workdirs(tmp_parent, WORKDIR_PREFIX)
         ts = timestamp()
         while os.path.exists(os.path.join(dest, archive_name(ts))):
             time.sleep(0.2)
@@ -696,7 +832,7 @@ def _backup(settings, check_mode, redact, **options):
         partial = os.path.join(dest, "." + archive_name(ts) + ".part")
         writer = None
         try:
-            with WorkDir(tmp_parent, ".pandorafms-backup-") as workdir:
+            with WorkDir(tmp_parent, WORKDIR_PREFIX) as workdir:
                 excluded.add(os.path.realpath(workdir))
                 writer = ArchiveWriter(partial, opts["compression"])
                 manifest = {

@@ -197,6 +197,17 @@ def write_defaults_file(settings, directory=None):
     The caller removes it (see :func:`defaults_file`).  This is how a password
     reaches ``mariadb``/``mariadb-dump`` without appearing in their argv.
     """
+    fd, path = tempfile.mkstemp(prefix="pandora-client-", suffix=".cnf", dir=directory)
+    try:
+        os.fchmod(fd, stat.S_IRUSR | stat.S_IWUSR)
+        os.write(fd, defaults_text(settings).encode("utf-8"))
+    finally:
+        os.close(fd)
+    return path
+
+
+def defaults_text(settings):
+    """The text of a client option file for ``settings`` (it holds the password)."""
     lines = ["[client]"]
     if settings.user:
         lines.append("user=%s" % _cnf_quote(settings.user))
@@ -217,13 +228,7 @@ def write_defaults_file(settings, directory=None):
     # in [client], so it goes to the client's own group.
     lines.append("[mysql]")
     lines.append("connect-timeout=%d" % int(settings.connect_timeout))
-    fd, path = tempfile.mkstemp(prefix="pandora-client-", suffix=".cnf", dir=directory)
-    try:
-        os.fchmod(fd, stat.S_IRUSR | stat.S_IWUSR)
-        os.write(fd, ("\n".join(lines) + "\n").encode("utf-8"))
-    finally:
-        os.close(fd)
-    return path
+    return "\n".join(lines) + "\n"
 
 
 class defaults_file(object):

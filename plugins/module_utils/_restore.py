@@ -29,9 +29,11 @@ __metaclass__ = type
 import hashlib
 import json
 import os
+import posixpath
 import pwd
 import grp
 import re
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -40,16 +42,23 @@ import time
 from ansible_collections.pandorafms.server.plugins.module_utils._archive import (
     CHUNK, MANIFEST_NAME, ArchiveStream, member_type, write_all)
 from ansible_collections.pandorafms.server.plugins.module_utils._backup import (
-    FILE_ROOTS, FORMAT, FORMAT_VERSION, WorkDir, client_tool, guarded, options_with_defaults,
-    public_manifest, resolve_connection, sha256_file)
+    FILE_ROOTS, FORMAT, FORMAT_VERSION, PipedDefaults, WorkDir, check_writable, clean_stale_workdirs, client_tool,
+    guarded, options_with_defaults, public_manifest, resolve_connection, sha256_file)
 from ansible_collections.pandorafms.server.plugins.module_utils._connection import (
-    connect, defaults_file, server_info)
+    connect, server_info)
+from ansible_collections.pandorafms.server.plugins.module_utils._dumpscan import DumpGuard
 from ansible_collections.pandorafms.server.plugins.module_utils._errors import (
-    ConfigError, LockBusy, OperationFailed, PreconditionFailed)
+    ConfigError, LockBusy, OperationFailed, PandoraError, PreconditionFailed)
 from ansible_collections.pandorafms.server.plugins.module_utils._lock import MaintenanceLock
 
 MAX_MANIFEST = 512 * 1024 * 1024
 TABLE_TYPES = ("BASE TABLE", "SYSTEM VERSIONED", "SEQUENCE")
+WORKDIR_PREFIX = ".pandorafms-restore-"
+LOADER_PREFIX = "pfms_rst_"
+PRIVILEGE_ERRORS = (1044, 1045, 1142, 1143, 1227, 1370, 1410, 1419)
+NEEDS_ROOT = ("a restore needs an account that may create and drop databases, create and drop users and "
+              "grant privileges (usually root): set login_user/login_password to such an account")
+_DEFINER_SQL = re.compile(r"DEFINER\s*=\s*`(?:[^`]|``)*`@`(?:[^`]|``)*`\s*")
 
 
 def q(name):
@@ -65,14 +74,22 @@ class Verified(object):
         self.dump_member = dump_member
 
 
-def verify_archive(src, compression="auto", need_dump=True):
-    """Read the whole archive; raise PreconditionFailed unless it matches its manifest exactly."""
+def verify_archive(src, compression="auto", need_dump=True, schemas=()):
+    """Read the whole archive; raise PreconditionFailed unless it matches its manifest exactly.
+
+    With ``need_dump`` the dump is also read through :class:`DumpGuard` (the
+    first ``.sql`` member, the one the manifest names is checked below), so an
+    archive whose dump reaches outside its database is refused here, before
+    anything changes.
+    """
     seen = {}
     order = []
     manifest = None
     dump_tail = {}
+    guards = {}
     with ArchiveStream(src, compression) as members:
         for info, reader in members:
+            _check_name(src, info.name)
             if info.name == MANIFEST_NAME:
                 if info.size > MAX_MANIFEST:
                     raise PreconditionFailed("%s: manifest.json is implausibly large" % src)
@@ -86,11 +103,18 @@ def verify_archive(src, compression="auto", need_dump=True):
             entry = {"type": member_type(info)}
             if reader is not None:
                 tail = b""
+                guard = None
+                if need_dump and info.name.endswith(".sql") and not guards:
+                    guard = guards[info.name] = DumpGuard(info.name, schemas)
                 while True:
                     data = reader.read(CHUNK)
                     if not data:
                         break
+                    if guard is not None:
+                        guard.feed(data)
                     tail = (tail + data[-512:])[-512:]
+                if guard is not None:
+                    guard.close()
                 entry["size"] = reader.read_bytes
                 entry["sha256"] = reader.hexdigest()
                 dump_tail[info.name] = tail
@@ -139,10 +163,77 @@ def verify_archive(src, compression="auto", need_dump=True):
         if not lines[-1].startswith(b"-- Dump completed"):
             raise PreconditionFailed("%s: the dump %s does not end with '-- Dump completed': it is incomplete"
                                      % (src, dump_member))
+        if need_dump:
+            guard = guards.get(dump_member)
+            if guard is None:
+                raise PreconditionFailed("%s: the dump %s is not the archive's first .sql member: it was "
+                                         "altered" % (src, dump_member))
+            own = [n for n in (database.get("name"),) + tuple(schemas) if n]
+            guard.check_qualifiers(own)
     if need_dump and not dump_member:
         raise PreconditionFailed("%s has no database dump (it was made with include_db=false); set "
                                  "restore_db=false to restore files only" % src)
     return Verified(manifest, seen, dump_member)
+
+
+def _check_name(src, name):
+    """Refuse member names that are absolute, hold ``..``/``.``/empty parts or are not normalised."""
+    if (not name or name.startswith("/") or "\0" in name or posixpath.normpath(name) != name
+            or any(part in ("", ".", "..") for part in name.split("/"))):
+        raise PreconditionFailed("%s holds the unsafe member name %r (absolute, with '..' or not normalised); "
+                                 "the archive was refused before anything changed" % (src, name))
+
+
+def check_members(src, verified, maps):
+    """Refuse, naming the member, whatever a file restore could not write inside its targets.
+
+    Runs before anything changes (and in check mode): member types (hard links,
+    devices, FIFOs), members under a link of the archive, roots that are not
+    directories, and links already on disk between a target and a member.
+    """
+    members = verified.members
+
+    def refuse(name, why):
+        raise PreconditionFailed("%s: the member %s %s; the archive was refused before anything changed"
+                                 % (src, name, why))
+
+    links = set(name for name, entry in members.items() if entry["type"] == "symlink")
+    for name, entry in sorted(members.items()):
+        if entry["type"] == "other":
+            refuse(name, "is a hard link, a device or another special file (a backup never holds one)")
+        parts = name.split("/")
+        for depth in range(1, len(parts)):
+            parent = "/".join(parts[:depth])
+            if parent in links:
+                refuse(name, "lies under %s, which the archive holds as a symbolic link" % parent)
+    for key, prefix, target in maps:
+        root = members.get(prefix)
+        if root is not None and root["type"] != "dir":
+            refuse(prefix, "(the root of %s) is a %s, not a directory: restoring it would replace %s"
+                   % (key, root["type"], target))
+    targets = {}
+    for name, entry in sorted(members.items()):
+        key, path, root = map_member(name, maps)
+        if path is None:
+            continue
+        if path in targets and not (entry["type"] == "dir" and members[targets[path]]["type"] == "dir"):
+            refuse(name, "and the member %s would both be written to %s (two roots restored into one "
+                   "directory): give each root its own target" % (targets[path], path))
+        targets.setdefault(path, name)
+        if path == root:
+            continue
+        rel = path[len(root):].strip("/").split("/")
+        current = root
+        for part in rel[:-1]:
+            current = os.path.join(current, part)
+            if os.path.islink(current):
+                refuse(name, "would be written through %s, a symbolic link on disk (to %s): move the link "
+                       "away or restore elsewhere" % (current, os.readlink(current)))
+            if not os.path.lexists(current):
+                break
+        if entry["type"] == "dir" and os.path.islink(path):
+            refuse(name, "is a directory where %s on disk is a symbolic link (to %s): move the link away or "
+                   "restore elsewhere" % (path, os.readlink(path)))
 
 
 # -- files -----------------------------------------------------------------------
@@ -265,6 +356,9 @@ def restore_roots(src, verified, maps, saver, compression):
             parent = os.path.dirname(path)
             if path != root and not _inside(parent, root):
                 raise PreconditionFailed("refusing to write %s: its directory leads outside %s" % (path, root))
+            if path == root and not info.isdir():
+                raise PreconditionFailed("refusing to replace %s with the archive's %s" % (
+                    root, member_type(info)))
             if info.isdir():
                 if path == root and os.path.islink(path) and os.path.isdir(path):
                     continue  # e.g. /etc/pandora as a link to the real directory: keep the link
@@ -394,6 +488,25 @@ class Objects(object):
                 objs.triggers.append((name, row[1], row[2]))
         return objs
 
+    def without_definers(self, schema=None):
+        """The same objects with their DEFINER clauses removed: recreated, they belong to the restoring account.
+
+        Objects read from the staging database name the temporary loading
+        account (which is dropped) as their definer.
+        """
+        own = (q(schema) + ".") if schema else None
+
+        def strip(sql):
+            sql = _DEFINER_SQL.sub("", sql, count=1)
+            # objects of a definer that no longer exists are shown with their schema spelt out
+            return sql.replace(own, "") if own else sql
+        objs = Objects()
+        objs.views = [(n, strip(sql)) for n, sql in self.views]
+        objs.routines = [(k, n, m, strip(sql)) for k, n, m, sql in self.routines]
+        objs.events = [(n, m, z, strip(sql)) for n, m, z, sql in self.events]
+        objs.triggers = [(n, m, strip(sql)) for n, m, sql in self.triggers]
+        return objs
+
     def drop_triggers(self, conn, schema):
         with conn.cursor() as cur:
             for name, dummy_mode, dummy_sql in self.triggers:
@@ -439,32 +552,39 @@ class Objects(object):
                 cur.execute(sql)
 
 
-def _can_skip_binlog(conn):
-    with conn.cursor() as cur:
-        cur.execute("SELECT @@log_bin")
-        if not int(cur.fetchone()[0] or 0):
-            return False
+_SANDBOX = {}
+
+
+def _client_sandbox(client):
+    """``["--sandbox"]`` when the client knows it (no client command may touch files or run programs)."""
+    if client not in _SANDBOX:
         try:
-            cur.execute("SET SESSION sql_log_bin = 0")
-            cur.execute("SET SESSION sql_log_bin = 1")
-            return True
-        except Exception:  # pylint: disable=broad-except
-            return False
+            out = subprocess.run([client, "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 timeout=30, check=False).stdout
+        except (OSError, subprocess.SubprocessError):
+            out = b""
+        _SANDBOX[client] = ["--sandbox"] if b"--sandbox" in out else []
+    return _SANDBOX[client]
 
 
-def load_dump(src, verified, client, settings, staging, workdir, skip_binlog, compression, redact):
-    """Stream the dump member into ``staging`` with the client tool; hashes it again on the way."""
-    init = "SET SESSION foreign_key_checks = 0, unique_checks = 0"
-    if skip_binlog:
-        init += ", sql_log_bin = 0"
+def load_dump(src, verified, client, settings, staging, workdir, compression, redact, schemas):
+    """Stream the dump member into ``staging`` with the client tool, through :class:`DumpGuard` again.
+
+    ``settings`` is the temporary loading account (privileges on ``staging``
+    only); its option file reaches the client through a pipe.  The archive is
+    hashed again on the way: it must be the one that was verified.
+    """
+    init = ("SET SESSION foreign_key_checks = 0, unique_checks = 0, "
+            "sql_mode = REPLACE(@@sql_mode, 'NO_BACKSLASH_ESCAPES', '')")
     errpath = os.path.join(workdir, "client.err")
     want = verified.members[verified.dump_member]["sha256"]
-    with defaults_file(settings, workdir) as cnf:
-        cmd = [client, "--defaults-extra-file=%s" % cnf, "--batch", "--max-allowed-packet=1G",
-               "--default-character-set=utf8mb4", "--init-command=%s" % init, staging]
+    guard = DumpGuard(verified.dump_member, schemas, rewrite=True)
+    with PipedDefaults(settings) as (option, fds):
+        cmd = [client, option, "--batch", "--max-allowed-packet=1G", "--default-character-set=utf8mb4",
+               "--init-command=%s" % init] + _client_sandbox(client) + ["--", staging]
         with open(errpath, "wb") as errfile:
             proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errfile,
-                                    close_fds=True)
+                                    close_fds=True, pass_fds=fds)
         digest = hashlib.sha256()
         broken = False
         try:
@@ -473,15 +593,17 @@ def load_dump(src, verified, client, settings, staging, workdir, skip_binlog, co
                     if info.name != verified.dump_member:
                         continue
                     fd = proc.stdin.fileno()
-                    while True:
+                    while not broken:
                         data = reader.read(CHUNK)
-                        if not data:
-                            break
+                        last = not data
                         digest.update(data)
+                        out = guard.close() if last else guard.feed(data)
                         try:
-                            write_all(fd, data)
+                            if out:
+                                write_all(fd, out)
                         except (IOError, OSError):
                             broken = True
+                        if last:
                             break
                     break
             try:
@@ -502,6 +624,82 @@ def load_dump(src, verified, client, settings, staging, workdir, skip_binlog, co
                                                             err[-2000:] or "no message"))
     if digest.hexdigest() != want:
         raise PreconditionFailed("%s changed since it was verified; the live database was not touched" % src)
+
+
+def _db_error(exc):
+    args = getattr(exc, "args", ())
+    if len(args) >= 2 and isinstance(args[0], int):
+        return args[0], str(args[1])
+    return None, str(exc)
+
+
+def execute(cur, sql, args=None, what=None, state="nothing was changed", hint=None):
+    """``cur.execute`` whose failure says what failed, what was or was not changed, and what to do."""
+    try:
+        cur.execute(sql, args)
+    except PandoraError:
+        raise
+    except Exception as exc:  # pylint: disable=broad-except
+        code, text = _db_error(exc)
+        if hint is None:
+            if code in PRIVILEGE_ERRORS:
+                hint = NEEDS_ROOT
+            elif code in (1205, 1213):
+                hint = ("another session holds a lock on these tables (a running Pandora server or console): "
+                        "stop them, or raise lock_wait_timeout, and run the restore again")
+            else:
+                hint = "fix the cause and run the restore again"
+        raise OperationFailed("%s failed (MariaDB error %s: %s); %s. %s" % (
+            what or sql.split(" (")[0][:80], code if code is not None else "?", text, state, hint))
+    return cur
+
+
+def loader_prefix(live):
+    return LOADER_PREFIX + hashlib.sha256(live.encode("utf-8")).hexdigest()[:6] + "_"
+
+
+class LoadingAccount(object):
+    """A temporary account with ALL PRIVILEGES on the staging database only, dropped afterwards.
+
+    Its name is ``pfms_rst_<hash of the live name>_<random>`` and its password
+    random; both live only in this process and in the pipe handed to the
+    client.  A killed restore's account is dropped by the next restore of the
+    same database (:func:`cleanup_stale`).
+    """
+
+    def __init__(self, conn, admin, live, staging, redact):
+        self.conn = conn
+        self.admin = admin
+        self.staging = staging
+        self.name = loader_prefix(live) + secrets.token_hex(3)
+        self.password = secrets.token_urlsafe(24)
+        self.host = None
+        self.redact = redact
+
+    def __enter__(self):
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT SUBSTRING_INDEX(USER(), '@', -1)")
+            self.host = cur.fetchone()[0] or "localhost"
+            self.redact.secrets.append(self.password)
+            execute(cur, "CREATE USER %s@%s IDENTIFIED BY %s", (self.name, self.host, self.password),
+                    what="creating the temporary loading account %s@%s" % (self.name, self.host),
+                    state="the live database was not touched (the empty staging database %s is dropped)"
+                    % self.staging)
+            try:
+                execute(cur, "GRANT ALL PRIVILEGES ON %s.* TO %%s@%%s" % q(self.staging), (self.name, self.host),
+                        what="granting the loading account privileges on %s" % self.staging,
+                        state="the live database was not touched")
+            except BaseException:
+                self.__exit__()
+                raise
+        return self.admin.copy(user=self.name, password=self.password, database=None)
+
+    def __exit__(self, *exc):
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute("DROP USER IF EXISTS %s@%s", (self.name, self.host))
+        except Exception:  # pylint: disable=broad-except
+            pass  # the next restore drops it (cleanup_stale)
 
 
 def check_staging(conn, staging, expected):
@@ -526,39 +724,59 @@ def check_staging(conn, staging, expected):
 
 def swap(conn, live, staging, pre, charset, collation, lock_wait):
     """Move live -> pre and staging -> live in one RENAME TABLE; return (pre or None, tables)."""
+    untouched = "the live database %s was not changed" % live
     with conn.cursor() as cur:
         cur.execute("SET SESSION lock_wait_timeout = %s", (int(lock_wait),))
         live_row = _schema_exists(cur, live)
         staging_tables = _tables(cur, staging)
-    new_objects = Objects.read(conn, staging)
+    new_objects = Objects.read(conn, staging).without_definers(staging)
     new_objects.drop_triggers(conn, staging)
     with conn.cursor() as cur:
         if live_row:
             old_objects = Objects.read(conn, live)
             live_tables = _tables(cur, live)
-            cur.execute("CREATE DATABASE %s CHARACTER SET %s COLLATE %s" % (q(pre), live_row[0], live_row[1]))
+            execute(cur, "CREATE DATABASE %s CHARACTER SET %s COLLATE %s" % (q(pre), live_row[0], live_row[1]),
+                    what="creating the pre-restore database %s" % pre, state=untouched)
         else:
             old_objects = Objects()
             live_tables = []
-            cur.execute("CREATE DATABASE %s CHARACTER SET %s COLLATE %s" % (q(live), charset, collation))
+            execute(cur, "CREATE DATABASE %s CHARACTER SET %s COLLATE %s" % (q(live), charset, collation),
+                    what="creating the database %s" % live, state="nothing was changed")
         old_objects.drop_triggers(conn, live)
         pairs = ["%s.%s TO %s.%s" % (q(live), q(t), q(pre), q(t)) for t in live_tables]
         pairs += ["%s.%s TO %s.%s" % (q(staging), q(t), q(live), q(t)) for t in staging_tables]
         try:
             if pairs:
                 cur.execute("RENAME TABLE " + ", ".join(pairs))
-        except Exception as exc:
+        except Exception as exc:  # pylint: disable=broad-except
             try:
                 old_objects.create_triggers(conn, live)
             finally:
                 if live_row:
                     cur.execute("DROP DATABASE IF EXISTS %s" % q(pre))
-            raise OperationFailed("the swap (one RENAME TABLE) failed, the live database %s keeps its content: %s"
-                                  % (live, exc))
-    new_objects.replace_objects_in(conn, live, old_objects)
-    new_objects.create_triggers(conn, live)
-    with conn.cursor() as cur:
-        cur.execute("DROP DATABASE %s" % q(staging))
+            code, text = _db_error(exc)
+            hint = ("another session holds these tables (a running Pandora server, console or a long query): "
+                    "stop them, or raise lock_wait_timeout (now %ss), and run the restore again" % lock_wait
+                    if code in (1205, 1213) else NEEDS_ROOT if code in PRIVILEGE_ERRORS else
+                    "fix the cause and run the restore again")
+            raise OperationFailed("the swap (one RENAME TABLE) failed (MariaDB error %s: %s); the live database "
+                                  "%s keeps its content. %s" % (code, text, live, hint))
+    try:
+        new_objects.replace_objects_in(conn, live, old_objects)
+        new_objects.create_triggers(conn, live)
+        with conn.cursor() as cur:
+            cur.execute("DROP DATABASE %s" % q(staging))
+    except Exception as exc:  # pylint: disable=broad-except
+        code, text = _db_error(exc)
+        kept = ("the previous content is kept in %s (not dropped)" % pre) if live_row else \
+            "there was no previous content"
+        raise OperationFailed(
+            "the swap is done: the live database %s holds the restored tables, but recreating its views, routines, "
+            "events and triggers and dropping %s failed afterwards (MariaDB error %s: %s); %s. %s; then recreate "
+            "the missing objects from the archive's dump, or run the restore again" % (
+                live, staging, code, text, kept,
+                "Another session held a lock (raise lock_wait_timeout, stop the Pandora server)"
+                if code in (1205, 1213) else "Fix the cause"), pre_restore_database=pre if live_row else None)
     return (pre if live_row else None), staging_tables
 
 
@@ -590,10 +808,23 @@ STALE_STAGING = r"^%s_restore_\d{14}$"
 STALE_PRE = r"^%s_pre_restore_\d{14}$"
 
 
-def cleanup_stale(conn, live, warnings):
-    """Drop staging databases left by killed restores (we hold the restore lock) and empty pre-restore ones."""
+def cleanup_stale(conn, live, warnings, accounts_removed=None):
+    """Drop staging databases and loading accounts left by killed restores (we hold the restore lock),
+    and empty pre-restore databases."""
     removed = []
     with conn.cursor() as cur:
+        try:
+            cur.execute("SELECT User, Host FROM mysql.user WHERE User LIKE %s",
+                        (loader_prefix(live).replace("_", "\\_") + "%",))
+            accounts = cur.fetchall()
+        except Exception as exc:  # pylint: disable=broad-except
+            accounts = []
+            warnings.append("cannot read mysql.user to drop the loading accounts of killed restores (%s)"
+                            % (_db_error(exc)[1],))
+        for user, host in accounts:
+            cur.execute("DROP USER IF EXISTS %s@%s", (user, host))
+            if accounts_removed is not None:
+                accounts_removed.append("%s@%s" % (user, host))
         cur.execute("SELECT schema_name FROM information_schema.schemata")
         names = [row[0] for row in cur.fetchall()]
         for name in names:
@@ -630,6 +861,59 @@ class RestoreLock(object):
             pass
 
 
+RESTORE_PRIVILEGES = ("CREATE", "DROP", "CREATE USER", "ALTER", "INSERT", "LOCK TABLES")
+
+
+def check_privileges(settings):
+    """Refuse (before anything changes, also in check mode) a login without the privileges a restore uses."""
+    admin = settings.copy()
+    admin.database = None
+    conn = connect(admin)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT CURRENT_USER()")
+            account = cur.fetchone()[0]
+            try:
+                cur.execute("SELECT CURRENT_ROLE()")
+                role = cur.fetchone()[0]
+            except Exception:  # pylint: disable=broad-except
+                role = None
+            if role:
+                return  # privileges through a role: the statements themselves tell
+            user, dummy, host = account.rpartition("@")
+            grantee = "'%s'@'%s'" % (user, host)
+            cur.execute("SELECT privilege_type, is_grantable FROM information_schema.user_privileges "
+                        "WHERE grantee = %s", (grantee,))
+            rows = cur.fetchall()
+    finally:
+        conn.close()
+    have = set(row[0] for row in rows)
+    grantable = any(row[1] == "YES" for row in rows)
+    missing = [p for p in RESTORE_PRIVILEGES if p not in have]
+    if not grantable:
+        missing.append("GRANT OPTION")
+    if missing:
+        raise ConfigError("the login account %s lacks the global privilege(s) %s that a restore needs (it creates "
+                          "a staging database and a temporary loading account, swaps the tables and drops the "
+                          "previous ones); nothing was changed. %s" % (account, ", ".join(missing), NEEDS_ROOT))
+
+
+def list_schemas(settings):
+    admin = settings.copy()
+    admin.database = None
+    conn = connect(admin)
+    try:
+        return server_schemas(conn)
+    finally:
+        conn.close()
+
+
+def server_schemas(conn):
+    with conn.cursor() as cur:
+        cur.execute("SELECT schema_name FROM information_schema.schemata")
+        return [row[0] for row in cur.fetchall()]
+
+
 def restore_database(settings, opts, verified, src, ts, tmp_parent, redact, warnings):
     live = settings.database
     dbm = verified.manifest["database"]
@@ -641,17 +925,24 @@ def restore_database(settings, opts, verified, src, ts, tmp_parent, redact, warn
         info = server_info(conn)
         client = client_tool(info, "client")
         with RestoreLock(conn, live), MaintenanceLock(conn, live, wait=0):
-            result["removed_stale_databases"] = cleanup_stale(conn, live, warnings)
+            accounts = []
+            result["removed_stale_databases"] = cleanup_stale(conn, live, warnings, accounts)
+            result["removed_stale_accounts"] = accounts
+            result["removed_stale_scratch"] = clean_stale_workdirs(tmp_parent, WORKDIR_PREFIX)
             staging = db_name_with_suffix(live, "_restore_%s" % ts)
             pre = db_name_with_suffix(live, "_pre_restore_%s" % ts)
             charset = dbm.get("charset") or "utf8mb4"
             collation = dbm.get("collation") or "utf8mb4_general_ci"
+            schemas = [n for n in server_schemas(conn) if n != staging] + [live, dbm.get("name") or live]
             with conn.cursor() as cur:
-                cur.execute("CREATE DATABASE %s CHARACTER SET %s COLLATE %s" % (q(staging), charset, collation))
+                execute(cur, "CREATE DATABASE %s CHARACTER SET %s COLLATE %s" % (q(staging), charset, collation),
+                        what="creating the staging database %s as %s" % (staging, settings.user),
+                        state="nothing was changed (the live database %s was not touched)" % live)
             try:
-                with WorkDir(tmp_parent, ".pandorafms-restore-") as workdir:
-                    load_dump(src, verified, client, settings, staging, workdir, _can_skip_binlog(conn),
-                              opts["compression"], redact)
+                with LoadingAccount(conn, admin, live, staging, redact) as loader:
+                    with WorkDir(tmp_parent, WORKDIR_PREFIX) as workdir:
+                        load_dump(src, verified, client, loader, staging, workdir, opts["compression"], redact,
+                                  schemas)
                 check_staging(conn, staging, dbm["tables"])
                 kept, tables = swap(conn, live, staging, pre, charset, collation, opts["lock_wait_timeout"])
             except BaseException:
@@ -663,7 +954,10 @@ def restore_database(settings, opts, verified, src, ts, tmp_parent, redact, warn
                 raise
             if kept and not opts["keep_pre_restore"]:
                 with conn.cursor() as cur:
-                    cur.execute("DROP DATABASE %s" % q(kept))
+                    execute(cur, "DROP DATABASE %s" % q(kept), what="dropping the pre-restore database %s" % kept,
+                            state="the restore itself is done (the live database %s holds the archive's content)"
+                            % live,
+                            hint="drop %s by hand when nothing holds its tables any more" % kept)
                 kept = None
             result["pre_restore_database"] = kept
             result["tables"] = dict((t, dbm["tables"][t]) for t in tables)
@@ -703,16 +997,35 @@ def _restore(settings, check_mode, redact, **options):
     if not (restore_db or restore_files or restore_console):
         raise ConfigError("nothing to restore: restore_db, restore_files and restore_console are all false")
     warnings = []
-    verified = verify_archive(src, opts["compression"], need_dump=restore_db)
+    ts = time.strftime("%Y%m%d%H%M%S")
+    src_dir = os.path.dirname(src)
+    tmp_parent = opts["tmp_dir"] or src_dir
+    saved_dir = opts["saved_files_dir"] or os.path.join(src_dir, "pandorafms_restore_saved_%s" % ts)
+    # Everything that can refuse the run comes first, the same in check mode: the options, the archive
+    # (manifest, every member's name and type, the dump's statements), the targets on disk.
+    if restore_db:
+        check_writable("tmp_dir", tmp_parent)
+    if restore_files or restore_console:
+        check_writable("saved_files_dir", saved_dir)
+    known = []
+    if restore_db:
+        try:
+            db_settings = resolve_connection(settings, opts)[0]
+        except ConfigError:
+            if not restore_console:
+                raise
+            db_settings = None  # the credentials come with the console restored first
+        if db_settings is not None:
+            redact.add(db_settings)
+            check_privileges(db_settings)
+            known = [db_settings.database] + list_schemas(db_settings)
+    verified = verify_archive(src, opts["compression"], need_dump=restore_db, schemas=known)
     manifest = verified.manifest
     first_keys = ["console_path"] if restore_console else []
     later_keys = [k for k in FILE_ROOTS if restore_files and k not in first_keys]
     first_maps = root_maps(manifest, first_keys, opts, warnings)
     later_maps = root_maps(manifest, later_keys, opts, warnings)
-    ts = time.strftime("%Y%m%d%H%M%S")
-    src_dir = os.path.dirname(src)
-    tmp_parent = opts["tmp_dir"] or src_dir
-    saved_dir = opts["saved_files_dir"] or os.path.join(src_dir, "pandorafms_restore_saved_%s" % ts)
+    check_members(src, verified, first_maps + later_maps)
     result = {"changed": True, "archive": src, "manifest": public_manifest(manifest), "warnings": warnings,
               "database": None, "pre_restore_database": None, "restored_files": [], "saved_files_dir": None}
 
@@ -735,6 +1048,8 @@ def _restore(settings, check_mode, redact, **options):
     if restore_db:
         settings, pandora_user = resolve_connection(settings, opts)
         redact.add(settings)
+        if not known:
+            check_privileges(settings)
         result.update(restore_database(settings, opts, verified, src, ts, tmp_parent, redact, warnings))
         grants = _grant_step(settings, opts, pandora_user, warnings)
     if later_maps:
@@ -770,6 +1085,7 @@ def _plan_database(settings, opts, manifest, ts, restore_console, redact):
     plan["keep_pre_restore"] = bool(opts["keep_pre_restore"])
     admin = settings.copy()
     admin.database = None
+    check_privileges(settings)
     conn = connect(admin)
     try:
         info = server_info(conn)

@@ -26,8 +26,16 @@ description:
     in with one atomic C(RENAME TABLE). The previous content is kept in a pre-restore database until
     the swap is done (or longer with O(keep_pre_restore)). The live database is always either the old
     or the new content, also when the run is killed.
-  - The password reaches the client tools only through a C(0600) option file, never on a command line,
-    in the output or in an error message.
+  - The password reaches the client tools only through an option file read from an inherited pipe
+    (C(--defaults-extra-file=/dev/fd/N)). It is never on disk, on a command line, in the output or in an
+    error message, so a run killed at any moment leaves no file holding it.
+  - A restore trusts nothing in the archive beyond what it checks. Before anything changes (also in check
+    mode) it refuses, naming the member, absolute or C(..) names, hard links, devices, members under a
+    link, a root member that is not a directory, and links on disk between a target and a member; and it
+    reads the dump through a guard that refuses database switches (C(USE)), other databases' objects,
+    account, privilege, plugin, file and server statements, and client commands. The dump is loaded by a
+    temporary account with privileges on the staging database only, created and dropped by the restore.
+    See the collection's C(docs/backup.md), section Trust model.
   - Compared with upstream's C(pandora_backup.sh) this module checks every exit status, never loses
     the archive (O(dest) must be absolute), honours C(dbport), sockets and TLS, writes no world-readable
     file, and never drops the live database.
@@ -103,7 +111,7 @@ options:
   keep:
     description:
       - After a successful backup, keep only the newest O(keep) C(pandorafms_backup_*.tar.gz) archives of
-        O(dest) (the new one included). V(0) keeps all.
+        O(dest) (the new one included). V(0) keeps all. Negative values are refused.
     type: int
     default: 0
   compression:
@@ -149,26 +157,31 @@ options:
     elements: str
   tmp_dir:
     description:
-      - Where scratch files go (the client option file, tool messages).
+      - Absolute directory for the scratch directories (tool messages). It must be writable; the check run
+        refuses it too when it is not.
+      - Scratch directories of killed runs are removed by the next run of the same kind.
       - Defaults to O(dest) for a backup and to the directory of O(src) for a restore.
     type: path
   saved_files_dir:
     description:
-      - Where a file restore saves the files it overwrites, under their absolute paths.
+      - Absolute directory where a file restore saves the files it overwrites, under their absolute paths.
       - Defaults to C(pandorafms_restore_saved_<YYYYMMDDHHMMSS>) next to O(src).
     type: path
   lock_wait_timeout:
     description:
       - Seconds the swap waits for other sessions' metadata locks on the live tables (a running Pandora
         server) before it gives up, leaving the live database unchanged.
+      - From V(1) to V(31536000).
     type: int
     default: 300
 notes:
   - This module stops no service. The role C(pandorafms.server.restore) stops the Pandora server and its
     watchdog around a restore.
-  - A restore creates databases (staging and pre-restore), so it needs an account that may create and
-    drop databases and grant privileges, usually C(root); the Pandora user of C(config.php) usually
-    can only back up.
+  - A restore creates databases (staging and pre-restore) and a temporary loading account, so it needs an
+    account with the global privileges C(CREATE), C(DROP), C(CREATE USER), C(ALTER), C(INSERT),
+    C(LOCK TABLES) and C(GRANT OPTION), usually C(root); a login without them is refused before anything
+    changes, also in check mode. The Pandora user of C(config.php) usually can only back up.
+  - Views, routines, events and triggers of a restored database get the restoring account as definer.
   - Views, routines, events and triggers are recreated right after the table swap (the Pandora schema
     has none). The pre-restore database keeps only the previous tables.
   - Archives of upstream's C(pandora_backup.sh) have no manifest and are refused; extract them and load
@@ -302,6 +315,16 @@ grants:
 removed_stale_databases:
   description: Staging databases left by killed restores, and empty pre-restore databases, that were dropped.
   returned: O(state=restored) with O(restore_db) and not check mode
+  type: list
+  elements: str
+removed_stale_accounts:
+  description: Temporary loading accounts left by killed restores of this database, that were dropped.
+  returned: O(state=restored) with O(restore_db) and not check mode
+  type: list
+  elements: str
+removed_stale_scratch:
+  description: Scratch directories of killed runs of the same kind that were removed.
+  returned: not check mode, for a backup and for a restore with O(restore_db)
   type: list
   elements: str
 '''
