@@ -28,7 +28,7 @@ import re
 from ansible_collections.pandorafms.server.plugins.module_utils._connection import (
     MASK, connect, pymysql, resolve_settings)
 from ansible_collections.pandorafms.server.plugins.module_utils._errors import (
-    ConfigError, OperationFailed, PandoraError, PreconditionFailed)
+    ConfigError, ConnectionFailed, OperationFailed, PandoraError, PreconditionFailed)
 from ansible_collections.pandorafms.server.plugins.module_utils._serverconf import (
     read_server_conf, server_conf_connection)
 
@@ -132,6 +132,10 @@ class HistoryDbSettings(object):
                 raise ConfigError("history_db_host is required when the history server is reached through "
                                   "login_unix_socket: it is the host name the Pandora server and console use")
             opts["history_db_host"] = self.history.host
+            if self.history.host in ("localhost", "127.0.0.1", "::1"):
+                self.warnings.append("history_db_host defaults to login_host %s, which a Pandora FMS server or "
+                                     "console on another host cannot reach; set history_db_host unless they all run "
+                                     "on the history server" % self.history.host)
         if not opts.get("history_db_port"):
             opts["history_db_port"] = params.get("login_port") or 3306
         if not 0 < int(opts["history_db_port"]) < 65536:
@@ -285,12 +289,11 @@ def iter_statements(handle, what="schema_file"):
                 raise ConfigError("%s line %d is not UTF-8 text; is it an SQL file?" % (what, lineno))
         if "\x00" in raw:
             raise ConfigError("%s line %d holds NUL bytes; it is not an SQL text file" % (what, lineno))
-        if quote is None and not "".join(buf).strip():
-            match = _DELIMITER.match(raw)
-            if match:
-                delimiter = match.group(1)
-                buf = []
-                continue
+        match = _DELIMITER.match(raw) if quote is None else None
+        if match and not "".join(buf).strip():
+            delimiter = match.group(1)
+            buf = []
+            continue
         i, n = 0, len(raw)
         while i < n:
             ch = raw[i]
@@ -574,7 +577,13 @@ class _Run(object):
     # main side -------------------------------------------------------------
     def main_side(self):
         s = self.s
-        self.main = connect(s.main)
+        try:
+            self.main = connect(s.main)
+        except ConnectionFailed as exc:
+            msg = str(exc).replace("Check login_user/login_password", "Check main_login_user/main_login_password")
+            if exc.details.get("code") == 1049:
+                msg += " Set main_login_db (or dbname in pandora_server_conf) to the Pandora FMS database."
+            self.fail(ConnectionFailed, "main database (main_login_* options or pandora_server_conf): " + msg)
         if not self.main_has_tconfig():
             self.fail(PreconditionFailed, "the main database '%s' on %s has no tconfig table; main_login_db (or dbname "
                       "of pandora_server_conf) must name the Pandora FMS database" % (
@@ -607,7 +616,10 @@ class _Run(object):
             if not re.match(r"^\w+$", name or ""):
                 self.fail(PreconditionFailed, "the main database reports the character set or collation %r" % name)
         self.result["charset"] = {"character_set": main_cs[0], "collation": main_cs[1]}
-        self.hist = connect(s.history, database="")
+        try:
+            self.hist = connect(s.history, database="")
+        except ConnectionFailed as exc:
+            self.fail(ConnectionFailed, "history server (login_* options): %s" % exc)
         if server_identity(self.hist) == server_identity(self.main):
             if s.name == s.main.database:
                 self.fail(ConfigError, "the history database '%s' on %s is the main database itself (same server, "
@@ -633,12 +645,6 @@ class _Run(object):
         missing = [t for t in (file_tables or []) if t not in tables]
         self.result["missing_tables"] = missing
         load = bool(missing)
-        if present and missing and not s.force:
-            self.result["essential_tables"] = dict((t, t in tables) for t in ESSENTIAL_TABLES)
-            self.fail(PreconditionFailed, "the history database '%s' on %s holds a partial schema: %d of the %d "
-                      "tables of %s are missing (%s); rerun with force: true to create them" % (
-                          s.name, s.history.describe(None), len(missing), len(file_tables), s.schema_file,
-                          _names(missing)))
         # MR before any change.
         hist_mr = tconfig_value(self.hist, s.name, "MR") if "tconfig" in tables else None
         main_mr = _mr_number(self.result["mr"]["main"], "main")
@@ -648,6 +654,12 @@ class _Run(object):
             self.fail(PreconditionFailed, "the history database '%s' has MR %s, newer than the main database's MR %s; "
                       "upgrade the main database (or point name at the right history database) first" % (
                           s.name, hmr, main_mr))
+        if present and missing and not s.force:
+            self.result["essential_tables"] = dict((t, t in tables) for t in ESSENTIAL_TABLES)
+            self.fail(PreconditionFailed, "the history database '%s' on %s holds a partial schema: %d of the %d "
+                      "tables of %s are missing (%s); rerun with force: true to create them" % (
+                          s.name, s.history.describe(None), len(missing), len(file_tables), s.schema_file,
+                          _names(missing)))
         desired_mr = None
         if hmr is None:
             if main_mr is None:
@@ -665,7 +677,7 @@ class _Run(object):
             db_before.append(("database", None))
             db_after.append(("database", "%s (%s, %s)" % (s.name, main_cs[0], main_cs[1])))
             if not self.check_mode:
-                self.execute(self.hist, "CREATE DATABASE %s CHARACTER SET %s COLLATE %s" % (
+                self.execute(self.hist, "CREATE DATABASE IF NOT EXISTS %s CHARACTER SET %s COLLATE %s" % (
                     quote_ident(s.name), main_cs[0], main_cs[1]), "creating the history database '%s'" % s.name)
         elif (hist_cs[0], hist_cs[1]) != (main_cs[0], main_cs[1]):
             db_before.append(("database", "%s (%s, %s)" % (s.name, hist_cs[0], hist_cs[1])))

@@ -9,7 +9,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: pandora_history_db
 short_description: Provision the Pandora FMS history database and its settings on both sides
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Does in one idempotent, checkable run what the console's I(Setup > History database) form and the manual's
     recipe do by hand, without their defects.
@@ -350,6 +350,10 @@ from ansible_collections.pandorafms.server.plugins.module_utils._history_db impo
 from ansible_collections.pandorafms.server.plugins.module_utils._module_args import (
     connection_argument_spec, fail_from_error)
 
+# What a failed run still returns, so the state it left is reported.
+PARTIAL_KEYS = ("created", "schema_loaded", "statements", "missing_tables", "existing_tables", "failed_statement",
+                "essential_tables", "mr", "tconfig", "duplicates_removed")
+
 
 def argument_spec():
     spec = connection_argument_spec()
@@ -392,20 +396,18 @@ def argument_spec():
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
-    settings = None
     try:
         settings = HistoryDbSettings.from_params(params)
         result = provision(settings, check_mode=module.check_mode, diff=module._diff)
     except PandoraError as exc:
         partial = dict((key, exc.details[key]) for key in exc.details if key in PARTIAL_KEYS)
         fail_from_error(module, exc, HistoryDbSettings.redactor(params), **partial)
+    except Exception as exc:  # a bug: still no password in the message or the traceback
+        fail_from_error(module, exc, HistoryDbSettings.redactor(params))
     for warning in result.pop("warnings", []):
         module.warn(warning)
     module.exit_json(**result)
 
-
-PARTIAL_KEYS = ("created", "schema_loaded", "statements", "missing_tables", "existing_tables", "failed_statement",
-                "essential_tables", "mr", "tconfig")
 
 if __name__ == "__main__":
     main()
