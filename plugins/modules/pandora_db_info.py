@@ -15,8 +15,10 @@ description:
     version recorded in C(tconfig), duplicate C(tconfig) tokens, whether the maintenance lock
     is free, and the size of the largest tables.
   - Useful to check connectivity and credentials before a maintenance or backup job.
+  - It only reads. A connection option out of range is refused by name before connecting; a database error is
+    reported with what failed and what to do.
 author:
-  - pandorafms.server maintainers (!UNKNOWN)
+  - pandorafms.server contributors (@pandorafms-server)
 extends_documentation_fragment:
   - pandorafms.server.connection
   - ansible.builtin.action_common_attributes
@@ -102,6 +104,8 @@ def main():
         settings, dummy = settings_from_params(module.params)
         facts = database_facts(settings)
     except PandoraError as exc:
+        fail_from_error(module, exc, settings)
+    except Exception as exc:  # a defect: reported without a password, with the traceback for -vvv
         fail_from_error(module, exc, settings)
     module.exit_json(changed=False, **facts)
 
