@@ -112,6 +112,33 @@ class MaintenanceContext(Context):
         self.current_rows += count
 
 
+REQUIRED_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
+
+
+def missing_privileges(conn):
+    """The privileges of :data:`REQUIRED_PRIVILEGES` the login surely lacks on the current database.
+
+    Global and database-level grants are read from ``information_schema``; when the login also has table-level
+    grants or an active role, what it may do cannot be told from there and nothing is reported (the statements
+    themselves then fail with a clear message).
+    """
+    with conn.cursor() as cur:
+        cur.execute("SELECT CURRENT_USER(), CURRENT_ROLE()")
+        user, role = cur.fetchone()
+        if role not in (None, "", "NONE") or "@" not in (user or ""):
+            return []
+        name, host = user.rsplit("@", 1)
+        grantee = "'%s'@'%s'" % (name, host)
+        cur.execute("SELECT COUNT(*) FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE = %s", (grantee,))
+        if cur.fetchone()[0]:
+            return []
+        cur.execute("SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = %s"
+                    " UNION SELECT PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = %s"
+                    " AND (TABLE_SCHEMA = DATABASE() OR DATABASE() LIKE TABLE_SCHEMA)", (grantee, grantee))
+        have = set(str(row[0]).upper() for row in cur.fetchall())
+    return [priv for priv in REQUIRED_PRIVILEGES if priv not in have]
+
+
 def normalise_steps(steps):
     """The selected step groups (``None`` = the default run); unknown names and an empty list are a ConfigError."""
     if steps is None:
@@ -455,6 +482,14 @@ class MaintenanceRun(object):
                               " this collection allows (%d); give batch_size, or lower the token in the console"
                               % (batch_size, MAX_BATCH_SIZE))
         self._validate_compaction(tconfig, "main")
+        missing = missing_privileges(self.conn)
+        if missing:
+            raise PreconditionFailed(
+                "the login %s lacks the %s privilege(s) on database '%s', which the maintenance needs to delete,"
+                " insert and update rows; grant them (GRANT SELECT, INSERT, UPDATE, DELETE, CREATE TEMPORARY TABLES"
+                " ON `%s`.* TO ...) or log in as the Pandora FMS user" % (
+                    self.settings.describe(database=""), ", ".join(missing), self.settings.database,
+                    self.settings.database))
         return thresholds, batch_size
 
     def _validate_compaction(self, tconfig, database):

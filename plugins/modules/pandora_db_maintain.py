@@ -363,7 +363,7 @@ steps:
       description:
         - Rows the step deleted, inserted or updated in RV(steps[].table) (in check mode, would have). For the agent
           purges the number of agents; for V(compact) the raw rows averaged away.
-        - RV(steps[].details.rows_by_table), RV(steps[].details.cascaded) and RV(totals) have every table.
+        - The C(rows_by_table) and C(cascaded) keys of RV(steps[].details), and RV(totals), have every table.
       type: int
     seconds:
       description: Seconds the step took.
