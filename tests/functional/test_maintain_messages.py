@@ -9,11 +9,11 @@ MODULE = "pandorafms.server.pandora_db_maintain"
 ENV = {"PANDORAFMS_SERVER_TEST_NOW": str(NOW)}
 
 
-
 def checksums(db):
     """CHECKSUM TABLE of every table in one statement (equal dicts mean equal content)."""
     tables = [row[0] for row in db.query("SHOW TABLES")]
     return dict(db.query("CHECKSUM TABLE " + ", ".join("`%s`" % table for table in tables)))
+
 
 def _tasks(login, **options):
     """The same task in check mode, then for real."""

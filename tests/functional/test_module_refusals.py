@@ -39,11 +39,11 @@ CASES = [
 ]
 
 
-
 def checksums(db):
     """CHECKSUM TABLE of every table in one statement (equal dicts mean equal content)."""
     tables = [row[0] for row in db.query("SHOW TABLES")]
     return dict(db.query("CHECKSUM TABLE " + ", ".join("`%s`" % table for table in tables)))
+
 
 @pytest.fixture(scope="module")
 def refusals(main_server, tmp_path_factory):
