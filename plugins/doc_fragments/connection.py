@@ -34,6 +34,7 @@ options:
   login_unix_socket:
     description:
       - Unix socket of a local server; used instead of O(login_host) and O(login_port).
+      - Must exist on the managed host.
     type: str
   login_db:
     description:

@@ -283,6 +283,10 @@ def resolve_settings(explicit=None, config_file="~/.my.cnf", pandora_conf=None, 
         explicit["port"] = check_port(explicit["port"], "login_port")
     if explicit.get("connect_timeout") is not None:
         explicit["connect_timeout"] = check_connect_timeout(explicit["connect_timeout"], "connect_timeout")
+    socket_path = explicit.get("unix_socket")
+    if socket_path and not os.path.exists(socket_path):
+        raise ConfigError("login_unix_socket %s does not exist on the managed host; is the server running there, and"
+                          " is this its socket (SHOW VARIABLES LIKE 'socket')?" % socket_path)
     for key, option in (("ca_cert", "ca_cert"), ("client_cert", "client_cert"), ("client_key", "client_key")):
         path = explicit.get(key)
         if path and not os.path.isfile(os.path.expanduser(path)):

@@ -117,6 +117,14 @@ def test_option_file_values(tmp_path, line, message):
         resolve_settings({"host": "127.0.0.1", "connect_timeout": 30}, config_file=str(path))
 
 
+def test_unix_socket_must_exist(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        resolve_settings({"unix_socket": str(tmp_path / "mysqld.sock")}, config_file="")
+    assert "login_unix_socket %s does not exist" % (tmp_path / "mysqld.sock") in str(caught.value)
+    (tmp_path / "mysqld.sock").write_text("")
+    assert resolve_settings({"unix_socket": str(tmp_path / "mysqld.sock")}, config_file="").unix_socket
+
+
 def test_pandora_server_conf_port_is_checked():
     with pytest.raises(ConfigError) as caught:
         resolve_settings({}, config_file="", pandora_conf={"host": "db", "port": 0})
