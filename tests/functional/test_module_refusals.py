@@ -14,7 +14,8 @@ MAINTAIN = "pandorafms.server.pandora_db_maintain"
 INFO = "pandorafms.server.pandora_db_info"
 NOW_VARIABLE = "PANDORAFMS_SERVER_TEST_NOW"
 
-# One case per class of refusal (the unit tests in tests/unit/test_option_validation.py go through every option):
+# One case per class of refusal (ports and timeouts of the connection, of the history connection, ... are one class:
+# the unit tests in tests/unit/test_option_validation.py go through every option and its edges):
 # (case id, module, options on top of the login, text the message must hold).
 CASES = [
     ("compaction_option_out_of_range", MAINTAIN, {"compact_chunk_rows": 0}, "option compact_chunk_rows is 0"),
@@ -22,18 +23,15 @@ CASES = [
      "option batch_size is 1000000000000; it must be at most 100000"),
     ("steps_empty", MAINTAIN, {"steps": []}, "steps is an empty list"),
     ("login_port_out_of_range", MAINTAIN, {"login_port": 70000}, "login_port is 70000; a TCP port is"),
-    ("connect_timeout_out_of_range", MAINTAIN, {"connect_timeout": 0}, "connect_timeout is 0; it must be"),
     ("config_file_garbage", MAINTAIN, {"config_file": "{bad_timeout_cnf}"},
      "connect_timeout in config_file {bad_timeout_cnf} is 'abc'"),
     ("tls_file_missing", MAINTAIN, {"ca_cert": "/nonexistent/ca.pem"}, "ca_cert /nonexistent/ca.pem does not"),
     ("run_limit_out_of_range", MAINTAIN, {"lock_timeout": -1}, "option lock_timeout is -1"),
     ("threshold_out_of_range", MAINTAIN, {"session_timeout": -2}, "option session_timeout is -2"),
-    ("history_port_out_of_range", MAINTAIN, {"history_login_port": 65536}, "history_login_port is 65536"),
     ("relative_path", MAINTAIN, {"incomingdir": "spool/in"}, "option incomingdir is 'spool/in'"),
     # In tconfig: compaction on with step_compact 0, and data the purge would delete first (before this was
     # checked up front, the real run purged and then failed in the compaction step).
     ("tconfig_value_out_of_range", MAINTAIN, {}, "tconfig token step_compact is 0"),
-    ("info_login_port_out_of_range", INFO, {"login_port": 70000}, "login_port is 70000; a TCP port is"),
     ("info_config_file_garbage", INFO, {"config_file": "{bad_timeout_cnf}"},
      "connect_timeout in config_file {bad_timeout_cnf} is 'abc'"),
 ]
