@@ -250,11 +250,19 @@ _COMPACT_KEYS = ("days_compact", "step_compact", "compact_row_budget", "compact_
 
 
 def _compact_module():
+    """The compaction engine's validation (imported as the step is, lazily: the runner works without it)."""
     try:
-        from ansible_collections.pandorafms.server.plugins.module_utils import _compact
+        from ansible_collections.pandorafms.server.plugins.module_utils._compact import (
+            CompactSettings, compact_limits)
     except ImportError:
         return None
-    return _compact
+    return _CompactValidation(CompactSettings, compact_limits)
+
+
+class _CompactValidation(object):
+    def __init__(self, settings_class, limits):
+        self.CompactSettings = settings_class
+        self.compact_limits = limits
 
 
 class _Marker(object):
