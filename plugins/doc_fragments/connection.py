@@ -20,6 +20,8 @@ options:
   login_port:
     description:
       - TCP port of the database server. Defaults to C(dbport) of O(pandora_server_conf), else V(3306).
+      - From V(1) to V(65535); a port out of range, here or in O(config_file) or O(pandora_server_conf), is
+        refused by name before connecting.
     type: int
   login_user:
     description:
@@ -32,6 +34,7 @@ options:
   login_unix_socket:
     description:
       - Unix socket of a local server; used instead of O(login_host) and O(login_port).
+      - Must exist on the managed host.
     type: str
   login_db:
     description:
@@ -41,12 +44,14 @@ options:
     description:
       - A MySQL/MariaDB client option file whose C([client]) group supplies user, password,
         host, port and socket when the other sources do not.
-      - Set to an empty string to read no option file.
+      - Set to an empty string to read no option file. A file that does not exist is ignored.
+      - A C(port) or C(connect_timeout) in it that is not a number in range is refused, with the file named.
     type: path
     default: ~/.my.cnf
   ca_cert:
     description:
       - CA certificate that the server's TLS certificate must be signed by. Enables TLS.
+      - Must be an existing file (as O(client_cert) and O(client_key)).
     type: path
     aliases: [ssl_ca]
   client_cert:
@@ -67,6 +72,7 @@ options:
   connect_timeout:
     description:
       - Seconds to wait for the server to answer a connection attempt.
+      - From V(1) to V(3600).
     type: int
     default: 30
   pandora_server_conf:

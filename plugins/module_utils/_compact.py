@@ -611,8 +611,7 @@ class CompactStep(object):
         settings, conn, marks, skipped = self._prepare(ctx)
         if skipped:
             return skipped
-        budget = _option_int(ctx, "compact_row_budget", None)
-        chunk_rows = _option_int(ctx, "compact_chunk_rows", DEFAULT_CHUNK_ROWS)
+        budget, chunk_rows = compact_limits(ctx.options)
         walker = _Walker(ctx, settings, conn, marks, budget, chunk_rows)
         totals = walker.totals
         self._log(ctx, "Compacting data older than %s (days_compact=%s) in windows of %s h%s." % (
@@ -652,11 +651,20 @@ class CompactStep(object):
         return [self._result(settings, totals, seconds, marks=marks)]
 
 
-def _option_int(ctx, key, default):
-    value = ctx.options.get(key)
+def _option_int(options, key, default):
+    value = (options or {}).get(key)
     if value is None:
         return default
     return int(parse_number(value, "option %s" % key, minimum=1))
+
+
+def compact_limits(options):
+    """``(compact_row_budget, compact_chunk_rows)`` from the options, validated (both 1 or more).
+
+    The runner calls it before any step, in check mode too, so a value the run refuses is refused first.
+    """
+    return (_option_int(options, "compact_row_budget", None),
+            _option_int(options, "compact_chunk_rows", DEFAULT_CHUNK_ROWS))
 
 
 class _Walker(object):

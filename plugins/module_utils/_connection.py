@@ -33,6 +33,33 @@ DEFAULT_SOCKETS = ("/run/mysqld/mysqld.sock", "/var/run/mysqld/mysqld.sock", "/v
 SETTING_KEYS = ("host", "port", "user", "password", "unix_socket", "database", "ca_cert",
                 "client_cert", "client_key", "check_hostname", "connect_timeout", "ssl")
 MASK = "********"
+# PyMySQL accepts 1 to 31536000 seconds; more than an hour to answer a connection is never meant.
+MAX_CONNECT_TIMEOUT = 3600
+
+
+def check_port(value, what):
+    """``value`` as a TCP port number (1-65535), or :class:`ConfigError` naming ``what``."""
+    try:
+        port = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise ConfigError("%s is %r, which is not a port number; give a whole number from 1 to 65535" % (what, value))
+    if not 1 <= port <= 65535:
+        raise ConfigError("%s is %s; a TCP port is a whole number from 1 to 65535 (MariaDB/MySQL listen on 3306 by"
+                          " default)" % (what, value))
+    return port
+
+
+def check_connect_timeout(value, what):
+    """``value`` as seconds (1-3600), or :class:`ConfigError` naming ``what``."""
+    try:
+        seconds = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise ConfigError("%s is %r, which is not a whole number of seconds; give a number from 1 to %d"
+                          % (what, value, MAX_CONNECT_TIMEOUT))
+    if not 1 <= seconds <= MAX_CONNECT_TIMEOUT:
+        raise ConfigError("%s is %s; it must be a whole number of seconds from 1 to %d"
+                          % (what, value, MAX_CONNECT_TIMEOUT))
+    return seconds
 
 
 def require_pymysql():
@@ -175,12 +202,10 @@ def read_option_file(path, groups=("client", "client-server", "client-mariadb", 
         if key in _CNF_KEYS:
             values[_CNF_KEYS[key]] = _cnf_value(value)
     if "port" in values:
-        try:
-            values["port"] = int(values["port"])
-        except ValueError:
-            raise ConfigError("port %r in %s is not a number" % (values["port"], path))
+        values["port"] = check_port(values["port"], "port in config_file %s" % path)
     if "connect_timeout" in values:
-        values["connect_timeout"] = int(values["connect_timeout"])
+        values["connect_timeout"] = check_connect_timeout(values["connect_timeout"],
+                                                          "connect_timeout in config_file %s" % path)
     return values
 
 
@@ -257,6 +282,21 @@ def resolve_settings(explicit=None, config_file="~/.my.cnf", pandora_conf=None, 
     pandora_server.conf or config.php.
     """
     settings = ConnectionSettings()
+    explicit = dict(explicit or {})
+    # Explicit options first, by their own names: a bad value is refused before any file is read.
+    if explicit.get("port") is not None:
+        explicit["port"] = check_port(explicit["port"], "login_port")
+    if explicit.get("connect_timeout") is not None:
+        explicit["connect_timeout"] = check_connect_timeout(explicit["connect_timeout"], "connect_timeout")
+    socket_path = explicit.get("unix_socket")
+    if socket_path and not os.path.exists(socket_path):
+        raise ConfigError("login_unix_socket %s does not exist on the managed host; is the server running there, and"
+                          " is this its socket (SHOW VARIABLES LIKE 'socket')?" % socket_path)
+    for key, option in (("ca_cert", "ca_cert"), ("client_cert", "client_cert"), ("client_key", "client_key")):
+        path = explicit.get(key)
+        if path and not os.path.isfile(os.path.expanduser(path)):
+            raise ConfigError("%s %s does not exist or is not a file; give the path of the PEM file on the managed"
+                              " host" % (option, path))
     if config_file:
         path = os.path.expanduser(config_file)
         if os.path.exists(path):
@@ -265,7 +305,9 @@ def resolve_settings(explicit=None, config_file="~/.my.cnf", pandora_conf=None, 
         settings.update(pandora_conf, "pandora_server.conf")
     if console_conf:
         settings.update(console_conf, "console config.php")
-    explicit = dict(explicit or {})
+    for conf, what in ((pandora_conf, "dbport of pandora_server.conf"), (console_conf, "dbport of config.php")):
+        if conf and conf.get("port") is not None:
+            check_port(conf["port"], what)
     settings.update(explicit, "module options")
     if explicit.get("host") and not explicit.get("unix_socket") and not (pandora_conf or {}).get("unix_socket"):
         # An explicit host means TCP, even if an option file named a socket.
@@ -277,17 +319,23 @@ def resolve_settings(explicit=None, config_file="~/.my.cnf", pandora_conf=None, 
             if os.path.exists(candidate):
                 settings.unix_socket = candidate
                 break
+    validate_settings(settings)
+    return settings
+
+
+def validate_settings(settings, what=""):
+    """Refuse, by name, a port or timeout no connection could use (``what`` prefixes the names)."""
+    if not settings.unix_socket:
+        settings.port = check_port(settings.port, "%sport" % what if what else "port (login_port)")
     if settings.connect_timeout is not None:
-        try:
-            settings.connect_timeout = int(settings.connect_timeout)
-        except (TypeError, ValueError):
-            raise ConfigError("connect_timeout must be a number of seconds")
+        settings.connect_timeout = check_connect_timeout(settings.connect_timeout, "%sconnect_timeout" % what)
     return settings
 
 
 def connect(settings, database=None, autocommit=True):
     """Open a PyMySQL connection or raise :class:`ConnectionFailed` with a clear reason."""
     require_pymysql()
+    validate_settings(settings)
     database = database if database is not None else settings.database
     kwargs = settings.pymysql_kwargs(database, autocommit)
     # PyMySQL applies connect_timeout to the TCP connect only; a server that accepts and then

@@ -661,9 +661,18 @@ def collect(settings, server_values=None, servername=None, history=None, thresho
                     "timer": timer_report(host_checks.get("timer_files") or []),
                     "backup": backup_report(host_checks["backup_dir"], now, host_checks.get("verify_backup"))
                     if host_checks.get("backup_dir") else None}
-        report = health_report(conn, settings.database, now, servername, history_conn,
-                               hist_settings.database if hist_settings else None, history_error, thresholds, host,
-                               statement_seconds)
+        try:
+            report = health_report(conn, settings.database, now, servername, history_conn,
+                                   hist_settings.database if hist_settings else None, history_error, thresholds,
+                                   host, statement_seconds)
+        except pymysql.err.MySQLError as exc:
+            from ansible_collections.pandorafms.server.plugins.module_utils._errors import (
+                OperationFailed, database_error_hint)
+            code = exc.args[0] if exc.args else None
+            reason = exc.args[1] if len(exc.args) > 1 else str(exc)
+            raise OperationFailed(settings.redact(
+                "reading the health of %s failed: (%s) %s. %s Nothing was changed (this module only reads)."
+                % (settings.describe(), code, reason, database_error_hint(code))), code=code)
         if hist_settings is not None:
             report["history_database"] = {"host": hist_settings.host, "port": hist_settings.port,
                                           "database": hist_settings.database}

@@ -30,17 +30,18 @@ import time
 from ansible_collections.pandorafms.server.plugins.module_utils._batch import Simulation
 from ansible_collections.pandorafms.server.plugins.module_utils._checks import (
     DiscoveryTasks, checkdb_steps, integrity_steps)
+from ansible_collections.pandorafms.server.plugins.module_utils._agents import MARKED_KEY, MODULE_CHILDREN
 from ansible_collections.pandorafms.server.plugins.module_utils._connection import (
-    ConnectionSettings, connect, existing_tables, pymysql, server_info)
+    ConnectionSettings, check_port, connect, existing_tables, pymysql, server_info)
 from ansible_collections.pandorafms.server.plugins.module_utils._context import (
     Context, OutOfTime, RunLog, StepResult)
 from ansible_collections.pandorafms.server.plugins.module_utils._errors import (
-    ConfigError, LockBusy, OperationFailed, PandoraError, PreconditionFailed)
+    ConfigError, LockBusy, OperationFailed, PandoraError, PreconditionFailed, database_error_hint)
 from ansible_collections.pandorafms.server.plugins.module_utils._history_purge import (
     history_purge_steps, same_database, write_history_tokens)
 from ansible_collections.pandorafms.server.plugins.module_utils._lock import MaintenanceLock
 from ansible_collections.pandorafms.server.plugins.module_utils._purge import (
-    THRESHOLD_KEYS, purge_steps, resolve_batch_size, resolve_thresholds)
+    THRESHOLD_KEYS, THRESHOLDS, purge_steps, resolve_batch_size, resolve_threshold, resolve_thresholds)
 from ansible_collections.pandorafms.server.plugins.module_utils._serverconf import default_servername
 from ansible_collections.pandorafms.server.plugins.module_utils._tconfig import (
     TConfig, parse_number, plan_token, write_token)
@@ -63,6 +64,28 @@ DIFF_TABLES = ("tagente", "tagente_modulo", "tagente_estado", "tagente_datos", "
                "treport_content", "talert_special_days", "tgraph_source", "tmensajes",
                "tvisual_console_elements_cache", "tgroup_stat", "tagent_access", "taddress_agent")
 HISTORY_DIFF_TABLES = ("tagente_datos", "tagente_datos_string", "tevento", "ttrap")
+
+# Tables every Pandora FMS schema the collection supports has, and that the purge works on: a database missing one
+# is damaged or not a Pandora database, so the run warns (the steps on it are skipped).  The others the steps use
+# are optional: Enterprise only (tagente_datos_inventory, tsesion_extended, tpolicy_agents), dropped in MR 67
+# (tagent_access) or only in some versions (tgis_data_history, tvisual_console_elements_cache, tgroup_stat).
+CORE_TABLES = ("tagente", "tagente_modulo", "tagente_estado", "tagente_datos", "tagente_datos_string",
+               "tagente_datos_inc", "tevento", "tsesion", "tsessions_php", "ttrap", "tserver_export_data",
+               "tplanned_downtime", "treport_content", "treport_content_item", "treport_content_sla_combined",
+               "talert_special_days", "tgraph_source", "tmensajes", "taddress_agent")
+HISTORY_CORE_TABLES = ("tagente_datos", "tagente_datos_string", "tevento")
+
+# Limits of the run's own options; each is refused by name beyond them, before anything changes.
+MAX_BATCH_SIZE = 100000   # rows per statement: more holds row locks for seconds and defeats batching
+MAX_BATCH_SLEEP = 60.0    # seconds between batches
+MAX_LOCK_TIMEOUT = 86400  # seconds to wait for the maintenance lock
+
+# Tables a step may delete from besides its own ``table`` (the FK cascades of these are counted too).
+_EXTRA_PARENTS = {
+    "disabled_agents": ("tagente",) + tuple(t for t, c in MODULE_CHILDREN),
+    "autodisabled_agents": ("tagente", "tagente_modulo", "tagente_estado") + tuple(t for t, c in MODULE_CHILDREN),
+    "report_contents": ("treport_content", "treport_content_item", "treport_content_sla_combined"),
+}
 
 
 class MaintenanceContext(Context):
@@ -89,10 +112,40 @@ class MaintenanceContext(Context):
         self.current_rows += count
 
 
+REQUIRED_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
+
+
+def missing_privileges(conn):
+    """The privileges of :data:`REQUIRED_PRIVILEGES` the login surely lacks on the current database.
+
+    Global and database-level grants are read from ``information_schema``; when the login also has table-level
+    grants or an active role, what it may do cannot be told from there and nothing is reported (the statements
+    themselves then fail with a clear message).
+    """
+    with conn.cursor() as cur:
+        cur.execute("SELECT CURRENT_USER(), CURRENT_ROLE()")
+        user, role = cur.fetchone()
+        if role not in (None, "", "NONE") or "@" not in (user or ""):
+            return []
+        name, host = user.rsplit("@", 1)
+        grantee = "'%s'@'%s'" % (name, host)
+        cur.execute("SELECT COUNT(*) FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE = %s", (grantee,))
+        if cur.fetchone()[0]:
+            return []
+        cur.execute("SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = %s"
+                    " UNION SELECT PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = %s"
+                    " AND (TABLE_SCHEMA = DATABASE() OR DATABASE() LIKE TABLE_SCHEMA)", (grantee, grantee))
+        have = set(str(row[0]).upper() for row in cur.fetchall())
+    return [priv for priv in REQUIRED_PRIVILEGES if priv not in have]
+
+
 def normalise_steps(steps):
-    """The selected step groups (``None`` = the default run); unknown names are a ConfigError."""
+    """The selected step groups (``None`` = the default run); unknown names and an empty list are a ConfigError."""
     if steps is None:
         return list(DEFAULT_STEPS)
+    if not steps:
+        raise ConfigError("steps is an empty list, so the run would do nothing; leave steps out for the full"
+                          " maintenance, or name the parts to run (%s)" % ", ".join(STEP_CHOICES))
     out = []
     for step in steps:
         if step not in STEP_CHOICES:
@@ -138,6 +191,80 @@ def _compact_step(database):
     return step
 
 
+def _bounded(value, name, minimum=0, maximum=None, allow_float=False, meaning=""):
+    if value is None:
+        return None
+    number = parse_number(value, "option %s" % name, minimum=minimum, allow_float=allow_float)
+    if maximum is not None and number > maximum:
+        raise ConfigError("option %s is %s; it must be at most %s%s" % (name, value, maximum, meaning))
+    return number
+
+
+def _absolute(path, name):
+    if path and not path.startswith("/"):
+        raise ConfigError("option %s is %r, a relative path, which would be taken from the module's working"
+                          " directory; give an absolute path" % (name, path))
+    return path
+
+
+def validate_options(steps, options, batch_size=None, batch_sleep=0.0, max_runtime=None, lock_timeout=0,
+                     incomingdir=None, log_file=None, history=None):
+    """Every check of the run's own options, before it connects, in check mode and real mode alike.
+
+    Returns the values the run uses; a value out of range is a :class:`ConfigError` naming the option.
+    The checks that need ``tconfig`` (thresholds, ``batch_size`` from ``small_operation_step_datos_purge``,
+    compaction settings) run in :meth:`MaintenanceRun.validate_database`, also before any step.
+    """
+    out = {"steps": normalise_steps(steps)}
+    unknown = [key for key in (options or {}) if key not in THRESHOLD_KEYS and key not in _COMPACT_KEYS]
+    if unknown:
+        raise ConfigError("unknown threshold option(s): %s" % ", ".join(sorted(unknown)))
+    out["batch_size"] = _bounded(batch_size, "batch_size", 1, MAX_BATCH_SIZE,
+                                 meaning=" rows per statement (the point of batching is short statements)")
+    out["batch_sleep"] = _bounded(batch_sleep, "batch_sleep", 0, MAX_BATCH_SLEEP, allow_float=True,
+                                  meaning=" seconds") or 0.0
+    out["max_runtime"] = _bounded(max_runtime, "max_runtime", 0, allow_float=True)
+    out["lock_timeout"] = _bounded(lock_timeout, "lock_timeout", 0, MAX_LOCK_TIMEOUT, meaning=" seconds") or 0
+    for key in THRESHOLD_KEYS:
+        if key in (options or {}) and options[key] is not None:
+            spec = [t for t in THRESHOLDS if t.key == key][0]
+            resolve_threshold(spec, None, options)
+    for key in ("days_compact", "history_days_compact"):
+        _bounded((options or {}).get(key), key, 0)
+    for key in ("step_compact", "history_step_compact"):
+        _bounded((options or {}).get(key), key, 1, meaning=" hours")
+    compact = _compact_module()
+    if compact is not None:
+        compact.compact_limits(options)
+    out["incomingdir"] = _absolute(incomingdir, "incomingdir")
+    out["log_file"] = _absolute(log_file, "log_file")
+    history = dict(history or {})
+    if history.get("port") is not None:
+        history["port"] = check_port(history["port"], "history_login_port")
+    out["history"] = history
+    return out
+
+
+_COMPACT_KEYS = ("days_compact", "step_compact", "compact_row_budget", "compact_chunk_rows",
+                 "history_days_compact", "history_step_compact")
+
+
+def _compact_module():
+    """The compaction engine's validation (imported as the step is, lazily: the runner works without it)."""
+    try:
+        from ansible_collections.pandorafms.server.plugins.module_utils._compact import (
+            CompactSettings, compact_limits)
+    except ImportError:
+        return None
+    return _CompactValidation(CompactSettings, compact_limits)
+
+
+class _CompactValidation(object):
+    def __init__(self, settings_class, limits):
+        self.CompactSettings = settings_class
+        self.compact_limits = limits
+
+
 class _Marker(object):
     """A point in the step sequence where the runner itself does something (token, banner)."""
 
@@ -156,24 +283,26 @@ class MaintenanceRun(object):
                  extra_options=None):
         self.settings = settings
         self.server_values = server_values or {}
-        self.steps = normalise_steps(steps)
-        self.check_mode = bool(check_mode)
-        self.diff = bool(diff)
-        self.options = dict((key, None) for key in THRESHOLD_KEYS)
-        self.options.update(thresholds or {})
-        self.options.update(extra_options or {})
         unknown = [key for key in (thresholds or {}) if key not in THRESHOLD_KEYS]
         if unknown:
             raise ConfigError("unknown threshold option(s): %s" % ", ".join(sorted(unknown)))
-        self.batch_size_option = batch_size
-        self.batch_sleep = self._non_negative(batch_sleep, "batch_sleep", allow_float=True) or 0.0
-        self.max_runtime = self._non_negative(max_runtime, "max_runtime", allow_float=True)
-        self.lock_timeout = self._non_negative(lock_timeout, "lock_timeout") or 0
+        self.options = dict((key, None) for key in THRESHOLD_KEYS)
+        self.options.update(thresholds or {})
+        self.options.update(extra_options or {})
+        valid = validate_options(steps, self.options, batch_size, batch_sleep, max_runtime, lock_timeout,
+                                 incomingdir, log_file, history)
+        self.steps = valid["steps"]
+        self.check_mode = bool(check_mode)
+        self.diff = bool(diff)
+        self.batch_size_option = valid["batch_size"]
+        self.batch_sleep = valid["batch_sleep"]
+        self.max_runtime = valid["max_runtime"]
+        self.lock_timeout = valid["lock_timeout"]
         self.require_master = require_master
         self.servername = servername or self.server_values.get("servername") or default_servername()
-        self.incomingdir = incomingdir or self.server_values.get("incomingdir") or DEFAULT_INCOMINGDIR
-        self.log_file = log_file
-        self.history_options = dict(history or {})
+        self.incomingdir = valid["incomingdir"] or self.server_values.get("incomingdir") or DEFAULT_INCOMINGDIR
+        self.log_file = valid["log_file"]
+        self.history_options = valid["history"]
         self.now = int(now) if now is not None else None
         self.statement_hook = statement_hook
         self.conn = None
@@ -184,12 +313,6 @@ class MaintenanceRun(object):
         self.results = []
         self.tokens = {}
         self.pre_notes = []
-
-    @staticmethod
-    def _non_negative(value, name, allow_float=False):
-        if value is None:
-            return None
-        return parse_number(value, "option %s" % name, minimum=0, allow_float=allow_float)
 
     # -- entry point ----------------------------------------------------------------------------
     def run(self):
@@ -202,8 +325,10 @@ class MaintenanceRun(object):
         except DB_ERRORS as exc:
             code = exc.args[0] if exc.args else None
             reason = exc.args[1] if len(exc.args) > 1 else str(exc)
-            raise OperationFailed(self.settings.redact("database error on %s: (%s) %s" % (
-                self.settings.describe(), code, reason)), code=code)
+            raise self._explained(OperationFailed(self.settings.redact("database error on %s: (%s) %s" % (
+                self.settings.describe(), code, reason)), code=code))
+        except PandoraError as exc:
+            raise self._explained(exc)
         finally:
             for lock in reversed(self.locks):
                 try:
@@ -219,6 +344,32 @@ class MaintenanceRun(object):
                     except Exception:
                         pass
             log.close()
+
+    def _explained(self, exc):
+        """The same error, its message completed with what was changed and what to do; never a password."""
+        msg = exc.msg
+        code = exc.details.get("code")
+        hint = database_error_hint(code) if isinstance(exc, OperationFailed) else None
+        if hint and hint not in msg:
+            msg = "%s. %s" % (msg.rstrip("."), hint)
+        changed = [r for r in self.results if r.changed]
+        if self.check_mode:
+            what = "Check mode: nothing was changed."
+        elif not changed:
+            what = "Nothing was changed."
+        else:
+            names = []
+            for res in changed:
+                if res.name not in names:
+                    names.append(res.name)
+            what = ("Steps that ran before the error committed their batches (%s: %d rows) and stay done;"
+                    " db_maintance was not written. Fix the cause and run again: the next run continues with what"
+                    " is left." % (", ".join(names[:10]) + (", ..." if len(names) > 10 else ""),
+                                   sum(r.rows for r in changed)))
+        if what not in msg:
+            msg = "%s. %s" % (msg.rstrip("."), what)
+        new = type(exc)(self.settings.redact(msg), **exc.details)
+        return new
 
     def _open_log(self):
         try:
@@ -266,8 +417,7 @@ class MaintenanceRun(object):
             return result
 
         tconfig = TConfig.load(self.conn)
-        thresholds = resolve_thresholds(tconfig, self.options, self.steps)
-        batch_size = resolve_batch_size(tconfig, self.batch_size_option)
+        thresholds, batch_size = self.validate_database(tconfig)
 
         # Locks: fail fast when pandora_db.pl (or another run) is busy.
         lock = MaintenanceLock(self.conn, self.settings.database, wait=self.lock_timeout, what="main")
@@ -280,6 +430,7 @@ class MaintenanceRun(object):
         history_tconfig = self._connect_history(tconfig, result)
         if history_tconfig is not None:
             thresholds.update(resolve_thresholds(tconfig, self.options, self.steps, history_tconfig))
+            self._validate_compaction(history_tconfig, "history")
 
         ctx = MaintenanceContext(
             self.conn, tconfig, now=self.now, check_mode=self.check_mode, options=self.options,
@@ -292,6 +443,10 @@ class MaintenanceRun(object):
             history_dbname=self.history_settings.database if self.history_settings else None)
         for warning in tconfig.duplicate_warnings():
             ctx.warn(warning)
+        self._warn_missing_core(ctx)
+        ctx.cascades = {"main": _cascade_map(self.conn, tables)}
+        if self.history_conn is not None:
+            ctx.cascades["history"] = _cascade_map(self.history_conn, ctx.history_tables)
 
         self._banner(ctx, tconfig)
         before = self._counts(ctx) if self.diff else None
@@ -321,6 +476,56 @@ class MaintenanceRun(object):
         result["history_database"] = self.history_settings.database if self.history_settings else None
         return result
 
+    # -- validation that needs the database ----------------------------------------------------
+    def validate_database(self, tconfig):
+        """Thresholds, batch size and compaction settings from ``tconfig`` and the options, all validated.
+
+        Called before the locks and before any step, in check mode and real mode alike: whatever the real run
+        would refuse, check mode refuses first, with the same message.
+        """
+        thresholds = resolve_thresholds(tconfig, self.options, self.steps)
+        batch_size = resolve_batch_size(tconfig, self.batch_size_option)
+        if batch_size > MAX_BATCH_SIZE:
+            raise ConfigError("tconfig token small_operation_step_datos_purge is %s, more rows per statement than"
+                              " this collection allows (%d); give batch_size, or lower the token in the console"
+                              % (batch_size, MAX_BATCH_SIZE))
+        self._validate_compaction(tconfig, "main")
+        missing = missing_privileges(self.conn)
+        if missing:
+            raise PreconditionFailed(
+                "the login %s lacks the %s privilege(s) on database '%s', which the maintenance needs to delete,"
+                " insert and update rows; grant them (GRANT SELECT, INSERT, UPDATE, DELETE, CREATE TEMPORARY TABLES"
+                " ON `%s`.* TO ...) or log in as the Pandora FMS user" % (
+                    self.settings.describe(database=""), ", ".join(missing), self.settings.database,
+                    self.settings.database))
+        return thresholds, batch_size
+
+    def _validate_compaction(self, tconfig, database):
+        if "compact" not in self.steps:
+            return
+        compact = _compact_module()
+        if compact is None:
+            return
+        if database == "main":
+            compact.CompactSettings.resolve(self.now or int(time.time()), tconfig, self.options, source="tconfig")
+        else:
+            compact.CompactSettings.resolve(self.now or int(time.time()), tconfig, self.options, prefix="history_",
+                                            source="the history database's tconfig")
+
+    def _warn_missing_core(self, ctx):
+        if "purge" not in self.steps and "checkdb" not in self.steps and "integrity" not in self.steps:
+            return
+        missing = [t for t in CORE_TABLES if t not in ctx.tables]
+        if missing:
+            ctx.warn("the main database %s lacks core Pandora FMS table(s) %s: the steps on them are skipped, so"
+                     " this maintenance is incomplete. The schema is damaged or from an unsupported version; restore"
+                     " the tables from pandoradb.sql (or a backup)" % (self.settings.describe(), ", ".join(missing)))
+        if ctx.history_conn is not None and "history_purge" in self.steps:
+            missing = [t for t in HISTORY_CORE_TABLES if t not in ctx.history_tables]
+            if missing:
+                ctx.warn("the history database %s lacks core table(s) %s: its purge skips them"
+                         % (self.history_settings.describe(), ", ".join(missing)))
+
     # -- history connection ---------------------------------------------------------------------
     def _connect_history(self, tconfig, result):
         wants = "history_purge" in self.steps or "compact" in self.steps
@@ -334,11 +539,10 @@ class MaintenanceRun(object):
         if not host:
             raise ConfigError("tconfig history_db_enabled is 1 but history_db_host is empty; set it in the console"
                               " or give history_login_host")
-        port = opts.get("port") or tconfig.get("history_db_port") or 3306
-        try:
-            port = int(port)
-        except (TypeError, ValueError):
-            raise ConfigError("history database port %r (tconfig history_db_port) is not a number" % port)
+        if opts.get("port"):
+            port = opts["port"]
+        else:
+            port = check_port(tconfig.get("history_db_port") or 3306, "tconfig token history_db_port")
         settings = ConnectionSettings(
             host=host, port=port,
             user=opts.get("user") or tconfig.get("history_db_user") or "pandora",
@@ -394,15 +598,45 @@ class MaintenanceRun(object):
 
     def _run_step(self, ctx, step):
         ctx.current_rows = 0
+        self._stop_cascaded = None
         if isinstance(step, _Marker):
             return self._marker(ctx, step)
-        results = step.plan(ctx) if ctx.check_mode else step.run(ctx)
+        database = "history" if getattr(step, "database", None) == "history" else "main"
+        conn = ctx.history_conn if database == "history" else ctx.conn
+        cascades = (getattr(ctx, "cascades", None) or {}).get(database) or {}
+        sim = ctx.simulation if ctx.check_mode else None
+        if ctx.check_mode:
+            marks = dict((table, len(preds)) for table, preds in sim.gone.items()) if sim is not None else {}
+            results = step.plan(ctx)
+            cascaded = (_predict_cascades(conn, sim, marks, cascades, _explicit_deletes(results))
+                        if sim is not None else {})
+        else:
+            children = _children_of(cascades, self._parents(step))
+            before = _count_rows(conn, children)
+            try:
+                results = step.run(ctx)
+            except OutOfTime:
+                self._stop_cascaded = _measured_cascades(conn, children, before, {})
+                raise
+            cascaded = _measured_cascades(conn, children, before, _explicit_deletes(results))
         for res in results or []:
             if not isinstance(res, StepResult):
                 raise OperationFailed("step %s returned %r instead of StepResult objects" % (step.name, res))
-            if getattr(step, "database", None) == "history":
+            if database == "history":
                 res.database = "history"
             self.results.append(res)
+        if cascaded and results:
+            first = results[0]
+            first.details = dict(first.details or {}, cascaded=cascaded)
+
+    @staticmethod
+    def _parents(step):
+        """Tables ``step`` may delete rows from (their FK-cascade children are counted around it)."""
+        out = set(_EXTRA_PARENTS.get(getattr(step, "name", None), ()))
+        table = getattr(step, "table", None)
+        if table:
+            out.add(table)
+        return out
 
     def _marker(self, ctx, marker):
         if marker.group == "compact":
@@ -450,9 +684,11 @@ class MaintenanceRun(object):
             finally:
                 ctx.deadline = saved
         if not isinstance(step, _Marker):
+            details = {"interrupted": True, "rows_left": left}
+            if getattr(self, "_stop_cascaded", None):
+                details["cascaded"] = self._stop_cascaded
             self.results.append(StepResult(name, getattr(step, "table", None), rows=ctx.current_rows,
-                                           database=getattr(step, "database", "main"),
-                                           details={"interrupted": True, "rows_left": left}))
+                                           database=getattr(step, "database", "main"), details=details))
         remaining = [getattr(s, "name", str(s)) for s in rest if not isinstance(s, _Marker)]
         return {"interrupted_step": name, "rows_left": left, "remaining_steps": remaining}
 
@@ -479,46 +715,23 @@ class MaintenanceRun(object):
 
     def _assemble(self, ctx, started):
         steps = [r.as_dict() for r in self.results]
-        by_table = {}
-        deleted = inserted = updated = 0
-        changed = False
-        for res in self.results:
-            if not res.skipped_reason and (res.details or {}).get("ddl_changed"):
-                changed = True  # partitions dropped or created (_partitions.py), even with no rows
-            if res.skipped_reason or not res.rows:
-                continue
-            changed = True
-            action = (res.details or {}).get("action", "delete")
-            if action == "insert":
-                inserted += res.rows
-            elif action.startswith("update"):
-                updated += res.rows
-            else:
-                deleted += res.rows
-            key = "%s.%s" % (res.database, res.table) if res.database != "main" else str(res.table)
-            by_table[key] = by_table.get(key, 0) + res.rows
-        totals = {"rows": deleted + inserted + updated, "deleted": deleted, "inserted": inserted, "updated": updated,
-                  "by_table": by_table, "steps_run": sum(1 for r in self.results if not r.skipped_reason),
-                  "steps_skipped": sum(1 for r in self.results if r.skipped_reason)}
+        totals = totals_of(self.results)
+        # Partitions dropped or created (_partitions.py) are a change even when no row moved.
+        changed = any(r.changed or (not r.skipped_reason and (r.details or {}).get("ddl_changed"))
+                      for r in self.results)
         return {"changed": changed, "steps": steps, "totals": totals, "duration": round(time.time() - started, 3),
                 "log": list(ctx.log.lines), "notes": self.pre_notes + list(ctx.notes), "warnings": list(ctx.warnings),
                 "maintenance_tokens": self.tokens, "batch_size": ctx.batch_size}
 
     def _counts(self, ctx, before=None):
-        """Rows per table (diff mode); in check mode ``after`` is ``before`` minus the predicted deletes."""
+        """Rows per table (diff mode); in check mode ``after`` is ``before`` plus the predicted changes."""
         if before is not None and ctx.check_mode:
             after = dict((db, dict(tables)) for db, tables in before.items())
             for res in self.results:
-                if res.skipped_reason or not res.rows:
-                    continue
                 tables = after.get(res.database, {})
-                action = (res.details or {}).get("action", "delete")
-                if action.startswith("update"):
-                    continue
-                changes = (res.details or {}).get("rows_by_table") or {res.table: res.rows}
-                for table, rows in changes.items():
+                for table, change in _table_changes(res).items():
                     if table in tables:
-                        tables[table] += rows if action == "insert" else -rows
+                        tables[table] += change[1] - change[0]
             return after
         out = {"main": self._count_tables(ctx.conn, ctx.tables, DIFF_TABLES)}
         if ctx.history_conn is not None:
@@ -535,6 +748,160 @@ class MaintenanceRun(object):
                 cur.execute("SELECT COUNT(*) FROM `%s`" % table)
                 out[table] = int(cur.fetchone()[0])
         return out
+
+
+# -- what each result changed, and the totals ------------------------------------------------
+def _table_changes(res):
+    """``{table: [deleted, inserted, updated]}`` of one step result, FK-cascaded deletes included."""
+    out = {}
+    if res.skipped_reason:
+        return out
+    details = res.details or {}
+
+    def add(table, index, count):
+        if table and count:
+            out.setdefault(table, [0, 0, 0])[index] += int(count)
+
+    action = details.get("action", "delete")
+    if "rows_deleted" in details and "rows_inserted" in details:
+        # Compaction: raw rows deleted, their means inserted, in the same table.
+        add(res.table, 0, details["rows_deleted"])
+        add(res.table, 1, details["rows_inserted"])
+    elif action == "insert":
+        add(res.table, 1, res.rows)
+    elif action.startswith("update"):
+        add(res.table, 2, res.rows)
+    elif details.get("rows_by_table"):
+        for table, count in details["rows_by_table"].items():
+            if table == MARKED_KEY:
+                add("tagente_modulo", 2, count)
+            else:
+                add(table, 0, count)
+    else:
+        add(res.table, 0, res.rows)
+    for table, count in (details.get("cascaded") or {}).items():
+        add(table, 0, count)
+    return out
+
+
+def totals_of(results):
+    """The run's totals, added up from the steps: deletes (cascaded ones too), inserts and updates per table."""
+    by_table = {}
+    deleted = inserted = updated = cascaded = 0
+    for res in results:
+        for table, change in _table_changes(res).items():
+            key = "%s.%s" % (res.database, table) if res.database != "main" else table
+            entry = by_table.setdefault(key, {"deleted": 0, "inserted": 0, "updated": 0})
+            entry["deleted"] += change[0]
+            entry["inserted"] += change[1]
+            entry["updated"] += change[2]
+            deleted += change[0]
+            inserted += change[1]
+            updated += change[2]
+        if not res.skipped_reason:
+            cascaded += sum((res.details or {}).get("cascaded", {}).values())
+    return {"rows": deleted + inserted + updated, "deleted": deleted, "inserted": inserted, "updated": updated,
+            "cascaded": cascaded, "by_table": by_table,
+            "steps_run": sum(1 for r in results if not r.skipped_reason),
+            "steps_skipped": sum(1 for r in results if r.skipped_reason)}
+
+
+# -- rows deleted by FK cascades ------------------------------------------------------------------
+def _cascade_map(conn, existing=None):
+    """``{parent: {child: [(column, parent column), ...]}}`` of the ON DELETE CASCADE keys of this database."""
+    out = {}
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT k.TABLE_NAME, k.COLUMN_NAME, k.REFERENCED_TABLE_NAME, k.REFERENCED_COLUMN_NAME"
+            " FROM information_schema.REFERENTIAL_CONSTRAINTS r JOIN information_schema.KEY_COLUMN_USAGE k"
+            " ON k.CONSTRAINT_SCHEMA = r.CONSTRAINT_SCHEMA AND k.CONSTRAINT_NAME = r.CONSTRAINT_NAME"
+            " AND k.TABLE_NAME = r.TABLE_NAME"
+            " WHERE r.CONSTRAINT_SCHEMA = DATABASE() AND r.DELETE_RULE = 'CASCADE'"
+            " AND k.REFERENCED_TABLE_NAME IS NOT NULL ORDER BY k.TABLE_NAME, k.COLUMN_NAME")
+        for child, column, parent, parent_column in cur.fetchall():
+            if child == parent or (existing is not None and (child not in existing or parent not in existing)):
+                continue
+            out.setdefault(parent, {}).setdefault(child, []).append((column, parent_column))
+    return out
+
+
+def _explicit_deletes(results):
+    out = {}
+    for res in results or []:
+        if isinstance(res, StepResult):
+            for table, change in _table_changes(res).items():
+                out[table] = out.get(table, 0) + change[0]
+    return out
+
+
+def _children_of(cascades, parents):
+    return sorted(set(child for parent in parents for child in cascades.get(parent, {})))
+
+
+def _count_rows(conn, tables):
+    out = {}
+    if not tables:
+        return out
+    with conn.cursor() as cur:
+        for table in tables:
+            cur.execute("SELECT COUNT(*) FROM `%s`" % table)
+            out[table] = int(cur.fetchone()[0])
+    return out
+
+
+def _measured_cascades(conn, children, before, explicit):
+    """Real run: rows the children lost during the step beyond the step's own deletes."""
+    if not children:
+        return {}
+    after = _count_rows(conn, children)
+    out = {}
+    for table in children:
+        gone = before[table] - after[table] - explicit.get(table, 0)
+        if gone > 0:
+            out[table] = gone
+    return out
+
+
+def _predict_cascades(conn, sim, marks, cascades, explicit):
+    """Check mode: rows the children would lose through this step beyond the step's own deletes.
+
+    The plan records each delete as a predicate in the :class:`Simulation`.  A child row goes when its parent
+    matches one of this step's predicates, or the row itself matches one, and no earlier step removed it; what the
+    step's own results count is subtracted, as the real run subtracts it from the measured row counts.
+    """
+    by_child = {}
+    for parent, children in cascades.items():
+        preds = sim.gone.get(parent, [])
+        start = marks.get(parent, 0)
+        new = preds[start:]
+        if not new:
+            continue
+        new_sql = " OR ".join("(%s)" % p for p, a in new)
+        new_args = [arg for p, a in new for arg in a]
+        old_sql = "".join(" AND NOT (%s)" % p for p, a in preds[:start])
+        old_args = [arg for p, a in preds[:start] for arg in a]
+        for child, columns in children.items():
+            conds, args = by_child.setdefault(child, ([], []))
+            for column, parent_column in columns:
+                conds.append("%s.%s IN (SELECT %s.%s FROM %s WHERE (%s)%s)" % (
+                    child, column, parent, parent_column, parent, new_sql, old_sql))
+                args += new_args + old_args
+    out = {}
+    for child, (conds, args) in sorted(by_child.items()):
+        preds = sim.gone.get(child, [])
+        start = marks.get(child, 0)
+        own = preds[start:]
+        conds = conds + ["(%s)" % p for p, a in own]
+        args = args + [arg for p, a in own for arg in a]
+        sql = "SELECT COUNT(*) FROM %s WHERE (%s)%s" % (
+            child, " OR ".join(conds), "".join(" AND NOT (%s)" % p for p, a in preds[:start]))
+        args += [arg for p, a in preds[:start] for arg in a]
+        with conn.cursor() as cur:
+            cur.execute(sql, tuple(args))
+            gone = int(cur.fetchone()[0]) - explicit.get(child, 0)
+        if gone > 0:
+            out[child] = gone
+    return out
 
 
 def run_maintenance(settings, server_values=None, **options):

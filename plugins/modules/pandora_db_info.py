@@ -25,8 +25,10 @@ description:
     out of time is reported as the optimizer's estimate (C(exact=false)), never by scanning a table.
   - Useful to check connectivity and credentials before a maintenance or backup job, and across a
     fleet with the playbook C(pandorafms.server.health), which writes one report for all hosts.
+  - It only reads. A connection option out of range is refused by name before connecting; a database error is
+    reported with what failed and what to do.
 author:
-  - pandorafms.server maintainers (!UNKNOWN)
+  - pandorafms.server contributors (@pandorafms-server)
 extends_documentation_fragment:
   - pandorafms.server.connection
   - ansible.builtin.action_common_attributes
@@ -293,6 +295,8 @@ def main():
             report["summary"] = summary_row(None, report)
             facts["health"] = report
     except PandoraError as exc:
+        fail_from_error(module, exc, settings)
+    except Exception as exc:  # a defect: reported without a password, with the traceback for -vvv
         fail_from_error(module, exc, settings)
     module.exit_json(changed=False, **facts)
 

@@ -30,8 +30,54 @@ description:
     N days instead of N x 8600 seconds, address links removed by agent, sflow tokens read, special days with date
     arithmetic, no status rows created for agents deleted in the same run, errors reported, and a master bypass that
     only bypasses the master check.
+  - Every option is checked before the run connects, and every C(tconfig) value before the first step, in check
+    mode as in the real run, by the same code; a value out of range stops both with the option or token named.
+  - "The steps, by O(steps) group, each with the name it has in RV(steps[].name) (C(_second_pass) names are the
+    same step run again after the autodisabled agents went):"
+  - "V(purge): C(extended_sessions) (C(tsesion_extended) rows of deleted audit entries, Enterprise);
+    C(inventory) (C(tagente_datos_inventory), O(inventory_purge) days, Enterprise); C(disabled_agents) (disabled
+    agents not seen for O(delete_disabled_agents) days, with their modules' graphs, report items, status, alerts,
+    events and tags, their policy and address links and their incoming files); C(module_data) (C(tagente_datos),
+    O(days_purge)); C(export_data) (C(tserver_export_data), O(days_purge)); C(php_sessions) (idle console sessions
+    of C(tsessions_php), O(session_timeout) minutes, and cron sessions); C(planned_downtimes) (finished one-time
+    downtimes of C(tplanned_downtime)); C(string_data) (C(tagente_datos_string), O(string_purge)); C(events)
+    (C(tevento), O(event_purge), their comments go with them); C(audit) and C(audit_extended) (C(tsesion),
+    O(audit_purge), and their extended data); C(traps) (C(ttrap), O(trap_purge)); C(gis_data)
+    (C(tgis_data_history), O(gis_purge)); C(pending_modules_status), C(pending_modules_parents) and
+    C(pending_modules) (modules marked for deletion: their status rows, their children unlinked, the modules);
+    C(agent_access) (C(tagent_access) older than 24 hours, up to 7.0NG.773); C(report_contents_modules),
+    C(report_items), C(report_sla_items), C(report_contents_agents), C(report_contents_empty_exception) and
+    C(report_contents_empty_sla) (report contents and items of deleted modules and agents, and empty exception and
+    SLA contents); C(autodisabled_agents) (as C(disabled_agents), for O(days_autodisable_deletion));
+    C(netflow) and C(sflow) (capture files, O(netflow_max_lifetime) and O(sflow_max_lifetime) days);
+    C(special_days) (C(talert_special_days), O(num_past_special_days)); C(graph_sources) (C(tgraph_source) rows
+    of deleted graphs); C(messages) (C(tmensajes), O(delete_old_messages)); C(console_cache) (expired
+    C(tvisual_console_elements_cache) rows); C(enterprise_cleanup), C(log_data) and C(ncm_data) are Enterprise
+    hooks, always reported as skipped."
+  - "V(checkdb): C(notinit_modules) (modules that never received data, when O(delete_notinit));
+    C(unknown_modules) (unknown for O(days_delete_unknown) days); C(old_notinit_modules) (not initialised for
+    O(days_delete_not_initialized) days); C(missing_status) and C(missing_module_status) (status rows created for
+    modules that have none, an insert); C(empty_aliases) (agents given their name as alias, an update)."
+  - "V(integrity): C(group_stats) (C(tgroup_stat)); C(orphan_alerts), C(orphan_modules), C(orphan_status) and
+    C(orphan_inc_data) (alert assignments, modules, status rows and incremental data whose agent or module is
+    gone)."
+  - "V(compact): C(compact) (averages C(tagente_datos) older than O(days_compact) into one row per module and
+    O(step_compact) window; on the history database with O(history_days_compact) and O(history_step_compact))."
+  - "V(discovery_tasks): C(discovery_tasks) (discovery tasks whose server is gone or dead are given to a running
+    discovery server, an update)."
+  - "V(history_purge), on the history database with its own C(tconfig): C(history_module_data),
+    C(history_string_data), C(history_events) and C(history_traps)."
+  - "Core tables: C(tagente), C(tagente_modulo), C(tagente_estado), C(tagente_datos), C(tagente_datos_string),
+    C(tagente_datos_inc), C(tevento), C(tsesion), C(tsessions_php), C(ttrap), C(tserver_export_data),
+    C(tplanned_downtime), C(treport_content), C(treport_content_item), C(treport_content_sla_combined),
+    C(talert_special_days), C(tgraph_source), C(tmensajes) and C(taddress_agent) (and C(tagente_datos),
+    C(tagente_datos_string) and C(tevento) on the history database). A database missing one gets a warning: the
+    steps on that table are skipped and the maintenance is incomplete. The other tables the steps use are optional
+    (Enterprise: C(tagente_datos_inventory), C(tsesion_extended), C(tpolicy_agents); up to 7.0NG.773:
+    C(tagent_access); some versions only: C(tgis_data_history), C(tvisual_console_elements_cache),
+    C(tgroup_stat)); their absence is only a note in RV(notes)."
 author:
-  - pandorafms.server contributors (!UNKNOWN)
+  - pandorafms.server contributors (@pandorafms-server)
 extends_documentation_fragment:
   - pandorafms.server.connection
   - ansible.builtin.action_common_attributes
@@ -44,7 +90,11 @@ attributes:
       of the same run would do, and changes nothing. C(changed) is that prediction.
   diff_mode:
     support: full
-    details: Rows per table before and after (predicted after, in check mode).
+    details:
+      - "C(diff.before) and C(diff.after) map C(main) (and C(history) when a history database is used) to the row
+        count of each table the run may change, for example C({main: {tagente_datos: 9000, tevento: 300}})."
+      - In check mode C(after) is the prediction (the counts before plus what each step would insert, minus what it
+        would delete, cascaded deletes included); in the real run it is counted again after the run.
   idempotent:
     support: full
     details: A second run right after a first one finds nothing to do and reports C(changed=false). The
@@ -62,8 +112,10 @@ options:
       - V(purge), V(checkdb) and V(integrity) are C(pandora_db.pl)'s PURGE, CHECKDB and INTEGRITY; V(compact) the
         compaction (main database, and history database when one is connected); V(discovery_tasks) the
         reassignment of forgotten discovery tasks; V(history_purge) the purge of the history database.
-      - The default is what C(pandora_db.pl) does when run without flags.
+      - The default is what C(pandora_db.pl) does when run without flags. An empty list is refused (it would do
+        nothing).
       - The C(db_maintance) token is written only when V(purge) ran and the run completed.
+      - The steps of each group and what each one cleans are listed in the description above.
     type: list
     elements: str
     choices: [purge, checkdb, integrity, compact, discovery_tasks, history_purge]
@@ -128,29 +180,44 @@ options:
     description: Delete modules that never received data. C(tconfig) C(delete_notinit) (V(1) is true).
     type: bool
   days_compact:
-    description: Passed to the compaction step; overrides C(tconfig) C(days_compact).
+    description:
+      - Days of raw module data (C(tagente_datos)) to keep as they are; older data is averaged by the compaction
+        step (V(compact)) into one row per module and O(step_compact) window, so graphs keep their shape with far
+        fewer rows.
+      - Defaults to C(tconfig) C(days_compact) (set in the console), else V(0).
+      - V(0) turns compaction off. A value not lower than the days of data kept (O(days_purge)) also skips it, as
+        the data would be purged before it is old enough. Must be V(0) or more.
     type: int
   step_compact:
-    description: Passed to the compaction step; overrides C(tconfig) C(step_compact) (hours per window).
+    description:
+      - Length in hours of the windows compaction averages over (one row per module and window).
+      - Defaults to C(tconfig) C(step_compact) (Pandora's default is V(1)). Must be V(1) or more when compaction
+        is on; unset in both places with compaction on stops the run before anything changes (upstream 7.0NG.774+
+        loops forever on V(0)).
     type: int
   compact_row_budget:
-    description: Passed to the compaction step; the most raw rows it handles in one run.
+    description:
+      - The most raw rows compaction averages in one run; the run stops compaction cleanly when it is used up and
+        the next run resumes where it stopped. Useful to work through a large backlog in slices.
+      - Unset means no limit. Must be V(1) or more.
     type: int
   compact_chunk_rows:
     description:
-      - Passed to the compaction step; about how many raw rows one compaction transaction covers
-        (each transaction averages, deletes and inserts one bounded time range).
+      - About how many raw rows one compaction transaction covers (each transaction averages, deletes and inserts
+        one bounded time range, and commits).
       - Smaller values hold row locks for a shorter time; larger ones need fewer statements.
-      - The engine's default (V(20000)) suits most servers.
+      - Unset means V(20000), which suits most servers. Must be V(1) or more.
     type: int
   history_days_compact:
     description:
-      - Passed to the compaction of the history database; overrides that database's C(tconfig) C(days_compact).
-      - V(0) turns compaction of the history database off.
+      - As O(days_compact), for the history database; defaults to that database's C(tconfig) C(days_compact),
+        else V(0).
+      - V(0) turns compaction of the history database off. Must be V(0) or more.
     type: int
   history_step_compact:
-    description: Passed to the compaction of the history database; overrides its C(tconfig) C(step_compact)
-      (hours per window).
+    description:
+      - As O(step_compact), for the history database (hours per window); defaults to that database's C(tconfig)
+        C(step_compact). Must be V(1) or more when its compaction is on.
     type: int
   partition_purge_exact:
     description:
@@ -177,9 +244,12 @@ options:
     description:
       - The most rows one statement may delete, update or insert.
       - Defaults to C(tconfig) C(small_operation_step_datos_purge), else V(1000).
+      - From V(1) to V(100000) (the option or the token); a larger statement holds its row locks for seconds.
     type: int
   batch_sleep:
-    description: Seconds to sleep after each batch, to leave room for the Pandora server on a busy database.
+    description:
+      - Seconds to sleep after each batch, to leave room for the Pandora server on a busy database.
+      - From V(0) to V(60).
     type: float
     default: 0
   max_runtime:
@@ -188,10 +258,13 @@ options:
         how many rows it had left (RV(rows_left)) and which steps did not run (RV(remaining_steps)).
       - C(db_maintance) is not written by a run that stopped early.
       - For runs longer than the connection timeout of the controller, use C(async) and C(poll) on the task.
+      - Unset or V(0) means no limit; must not be negative.
     type: float
   lock_timeout:
-    description: Seconds to wait for the maintenance lock. V(0) fails at once when C(pandora_db.pl) or another run
-      holds it.
+    description:
+      - Seconds to wait for the maintenance lock. V(0) fails at once when C(pandora_db.pl) or another run
+        holds it.
+      - From V(0) to V(86400).
     type: int
     default: 0
   require_master:
@@ -206,18 +279,24 @@ options:
       name.
     type: str
   incomingdir:
-    description: The server's incoming directory, where deleted agents' C(conf/<md5>.conf) and C(md5/<md5>.md5)
-      files are removed. Defaults to C(incomingdir) of O(pandora_server_conf), else C(/var/spool/pandora/data_in).
+    description:
+      - The server's incoming directory, where deleted agents' C(conf/<md5>.conf) and C(md5/<md5>.md5)
+        files are removed. Defaults to C(incomingdir) of O(pandora_server_conf), else C(/var/spool/pandora/data_in).
+      - Must be an absolute path.
     type: path
   log_file:
-    description: Append the run log, in C(pandora_db.pl)'s format, to this file (flushed line by line).
+    description:
+      - Append the run log, in C(pandora_db.pl)'s format, to this file (flushed line by line), in check mode too.
+      - Must be an absolute path in an existing directory.
     type: path
   history_login_host:
     description: Host of the history database. Defaults to C(tconfig) C(history_db_host) when
       C(history_db_enabled) is V(1); without either, no history database is used.
     type: str
   history_login_port:
-    description: Port of the history database. Defaults to C(tconfig) C(history_db_port), else V(3306).
+    description:
+      - Port of the history database. Defaults to C(tconfig) C(history_db_port), else V(3306).
+      - From V(1) to V(65535) (the option or the token).
     type: int
   history_login_user:
     description: User of the history database. Defaults to C(tconfig) C(history_db_user).
@@ -229,14 +308,13 @@ options:
   history_login_db:
     description: Name of the history database. Defaults to C(tconfig) C(history_db_name).
     type: str
-  now:
-    description:
-      - Testing aid. The epoch seconds the run treats as the current time.
-    type: int
 notes:
   - Long runs work under C(async)/C(poll); O(max_runtime) bounds one run.
   - Netflow and sflow capture files are expired with the configured C(nfexpire); those steps do not count towards
     C(changed) because C(nfexpire) does not report what it removed.
+  - Thresholds in days count whole days of 86400 seconds back from now.
+  - When a database error stops a run, the message says which step and table failed, whether anything was changed
+    (each batch commits, so the steps before it stay done and the next run continues) and what to do.
 seealso:
   - module: pandorafms.server.pandora_db_info
 '''
@@ -276,19 +354,89 @@ EXAMPLES = r'''
 
 RETURN = r'''
 steps:
-  description: One entry per step and table, in the order they ran.
+  description: One entry per step and table, in the order they ran (the step names are listed in the description).
   returned: always
   type: list
   elements: dict
+  contains:
+    name:
+      description: The step's name, for example V(module_data) or V(compact).
+      type: str
+    table:
+      description: The table the step works on (V(null) for the capture-file steps and the Enterprise hooks).
+      type: str
+    database:
+      description: V(main) or V(history).
+      type: str
+    rows:
+      description:
+        - Rows the step deleted, inserted or updated in RV(steps[].table) (in check mode, would have). For the agent
+          purges the number of agents; for V(compact) the raw rows averaged away.
+        - The C(rows_by_table) and C(cascaded) keys of RV(steps[].details), and RV(totals), have every table.
+      type: int
+    seconds:
+      description: Seconds the step took.
+      type: float
+    threshold:
+      description:
+        - What the step used, for a threshold step C(key) (the C(tconfig) token), C(value), C(unit) (V(days),
+          V(minutes), V(hours)), C(source) (V(option), V(tconfig), V(default) or V(unset)) and C(cutoff) (the
+          epoch or date older than which rows go); for V(compact) the epoch below which it averages.
+      type: raw
+    skipped_reason:
+      description: Why the step did nothing (threshold unset or V(0), table missing, Enterprise hook, ...); V(null)
+        when it ran.
+      type: str
+    details:
+      description:
+        - Step-specific facts. Common keys are C(statements) (write statements), C(max_statement_rows) (largest row
+          count of one statement, never above RV(batch_size)), C(retries) and C(batch_size); C(action) (V(insert)
+          or V(update ...) when the step does not delete); C(rows_by_table) (rows per table for the steps that
+          touch several); C(cascaded) (rows of other tables deleted with these rows by the schema's ON DELETE
+          CASCADE keys, for example event comments with their events).
+        - V(compact) adds C(rows_deleted), C(rows_inserted) (the means), C(modules_compacted), C(windows),
+          C(transactions), C(stopped_early) and C(stop_reason).
+        - An entry cut short by O(max_runtime) has C(interrupted) and C(rows_left).
+      type: dict
   sample:
     - {"name": "module_data", "table": "tagente_datos", "rows": 2278752, "seconds": 14.2, "database": "main",
        "threshold": {"key": "days_purge", "value": 45, "unit": "days", "source": "tconfig", "cutoff": 1786112000},
        "skipped_reason": null, "details": {"statements": 2279, "max_statement_rows": 1000}}
 totals:
-  description: Rows deleted, inserted and updated in all, per table, and how many steps ran or were skipped.
+  description:
+    - The sum of the steps' changes. For every table, RV(totals.by_table) C(inserted) minus C(deleted) is the change
+      of its row count (the maintenance tokens in C(tconfig) aside), in check mode as predicted.
   returned: always
   type: dict
-  sample: {"rows": 2300000, "deleted": 2299990, "inserted": 4, "updated": 6, "by_table": {"tagente_datos": 2278752},
+  contains:
+    rows:
+      description: RV(totals.deleted) + RV(totals.inserted) + RV(totals.updated).
+      type: int
+    deleted:
+      description: Rows deleted, the FK-cascaded ones included.
+      type: int
+    inserted:
+      description: Rows inserted (status rows created, the means compaction writes).
+      type: int
+    updated:
+      description: Rows updated (modules marked for deletion, aliases, discovery tasks, ...).
+      type: int
+    cascaded:
+      description: How many of RV(totals.deleted) the database deleted through ON DELETE CASCADE keys.
+      type: int
+    by_table:
+      description: Per table (V(history.<table>) for the history database), a dict with C(deleted), C(inserted) and
+        C(updated).
+      type: dict
+    steps_run:
+      description: Step entries that ran.
+      type: int
+    steps_skipped:
+      description: Step entries that were skipped.
+      type: int
+  sample: {"rows": 2319540, "deleted": 2300000, "inserted": 19540, "updated": 6, "cascaded": 40,
+           "by_table": {"tagente_datos": {"deleted": 2278752, "inserted": 19540, "updated": 0},
+                        "tevent_comment": {"deleted": 40, "inserted": 0, "updated": 0}},
            "steps_run": 30, "steps_skipped": 9}
 duration:
   description: Seconds the run took.
@@ -335,10 +483,17 @@ log:
   type: list
   elements: str
 notes:
-  description: Informational notes (optional tables missing in this schema, no history database, ...).
+  description: Informational notes (optional tables missing in this schema, no history database, ...). A missing
+    core table is also an Ansible warning.
   returned: always
   type: list
   elements: str
+diff:
+  description: Rows per table before and after, when run with C(--diff) (see the C(diff_mode) attribute).
+  returned: when diff mode is on
+  type: dict
+  sample: {"before": {"main": {"tagente_datos": 9000, "tevento": 300}},
+           "after": {"main": {"tagente_datos": 7000, "tevento": 120}}}
 maintenance_tokens:
   description: The maintenance timestamps written (or, in check mode, that would be written).
   returned: always
@@ -354,6 +509,8 @@ check_mode:
   type: bool
 '''
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pandorafms.server.plugins.module_utils._errors import PandoraError
@@ -361,6 +518,9 @@ from ansible_collections.pandorafms.server.plugins.module_utils._maintain import
 from ansible_collections.pandorafms.server.plugins.module_utils._module_args import (
     connection_argument_spec, fail_from_error, settings_from_params)
 from ansible_collections.pandorafms.server.plugins.module_utils._purge import THRESHOLD_KEYS
+
+# Tests only: the epoch seconds the run treats as now (not an option, so it is not part of the public interface).
+NOW_VARIABLE = "PANDORAFMS_SERVER_TEST_NOW"
 
 # Options passed to the compaction step as they are (the engine validates them).
 COMPACT_OPTIONS = ("days_compact", "step_compact", "compact_row_budget", "compact_chunk_rows",
@@ -386,7 +546,6 @@ def argument_spec():
         history_login_user=dict(type="str"),
         history_login_password=dict(type="str", no_log=True),
         history_login_db=dict(type="str"),
-        now=dict(type="int"),
     )
     for key in THRESHOLD_KEYS:
         spec[key] = dict(type="bool" if key == "delete_notinit" else "int")
@@ -394,6 +553,16 @@ def argument_spec():
         spec[key] = dict(type="int")
     spec["partition_purge_exact"] = dict(type="bool", default=False)
     return spec
+
+
+def _now(module):
+    raw = os.environ.get(NOW_VARIABLE)
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        module.fail_json(msg="the environment variable %s is %r, not epoch seconds" % (NOW_VARIABLE, raw))
 
 
 def main():
@@ -412,10 +581,12 @@ def main():
             history=dict(host=params["history_login_host"], port=params["history_login_port"],
                          user=params["history_login_user"], password=params["history_login_password"],
                          db=params["history_login_db"]),
-            now=params["now"])
+            now=_now(module))
     except PandoraError as exc:
         partial = dict((key, exc.details[key]) for key in ("steps", "log") if key in exc.details)
         fail_from_error(module, exc, settings, **partial)
+    except Exception as exc:  # a defect: reported without a password, with the traceback for -vvv
+        fail_from_error(module, exc, settings)
     for warning in result.pop("warnings", []):
         module.warn(warning)
     module.exit_json(**result)

@@ -18,11 +18,13 @@ def _points(start, end, every=300):
 
 
 def _task(main, history, **options):
-    args = dict(main.login(), now=NOW, servername="pandora-main", require_master=False, steps=["compact"],
+    args = dict(main.login(), servername="pandora-main", require_master=False, steps=["compact"],
                 history_login_host="127.0.0.1", history_login_port=history.server.port, history_login_user="root",
                 history_login_password=ROOT_PASSWORD, history_login_db=history.name)
     args.update(options)
-    return {MODULE: args, "register": "out", "ignore_errors": True}
+    # The clock comes from the test-only environment variable the module reads.
+    return {MODULE: args, "register": "out", "ignore_errors": True,
+            "environment": {"PANDORAFMS_SERVER_TEST_NOW": str(NOW)}}
 
 
 def _history_compact(result):

@@ -13,10 +13,15 @@ from harness.mariadb import ROOT_PASSWORD
 MODULE = "pandorafms.server.pandora_db_maintain"
 
 
+NOW_VARIABLE = "PANDORAFMS_SERVER_TEST_NOW"
+
+
 def _task(db, **options):
-    args = dict(db.login(), now=NOW, servername="pandora-main")
+    """A task on ``db``; ``now`` is the clock the module reads from the test-only environment variable."""
+    now = options.pop("now", NOW)
+    args = dict(db.login(), servername="pandora-main")
     args.update(options)
-    return {MODULE: args, "register": "out"}
+    return {MODULE: args, "register": "out", "environment": {NOW_VARIABLE: str(now)}}
 
 
 def _rows(result):
@@ -95,7 +100,8 @@ def test_pandora_server_conf_alone_is_enough(pandora_db, playbook, tmp_path):
                     "dbname %s\ndbuser root\ndbpass %s\ndbhost 127.0.0.1\ndbport %d\nincomingdir %s\n"
                     "log_file /var/log/pandora/pandora_server.log"
                     % (pandora_db.name, ROOT_PASSWORD, pandora_db.server.port, tmp_path))
-    out = playbook.run([{MODULE: {"pandora_server_conf": str(conf), "now": NOW}}], expect_rc=0).last
+    task = {MODULE: {"pandora_server_conf": str(conf)}, "environment": {NOW_VARIABLE: str(NOW)}}
+    out = playbook.run([task], expect_rc=0).last
     assert out["skipped_reason"] is None
     assert out["server"]["servername"] == "pandora-main" == out["server"]["master"]
     assert out["database"] == pandora_db.name
