@@ -10,6 +10,7 @@ object; the engine files never import it.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import os
 import traceback
 
 from ansible_collections.pandorafms.server.plugins.module_utils._connection import resolve_settings
@@ -85,3 +86,19 @@ def _masked_traceback(module, settings):
     for secret in _secrets(module) + ([settings.password] if settings and settings.password else []):
         text = text.replace(secret, "********")
     return text
+
+
+# Tests only: the epoch seconds a run treats as now (an environment variable, not an option, so it is not
+# part of any module's public interface).
+NOW_VARIABLE = "PANDORAFMS_SERVER_TEST_NOW"
+
+
+def test_now(module):
+    """The epoch seconds of ``PANDORAFMS_SERVER_TEST_NOW``, or None; a bad value fails the module by name."""
+    raw = os.environ.get(NOW_VARIABLE)
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        module.fail_json(msg="the environment variable %s is %r, not epoch seconds" % (NOW_VARIABLE, raw))

@@ -509,18 +509,14 @@ check_mode:
   type: bool
 '''
 
-import os
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pandorafms.server.plugins.module_utils._errors import PandoraError
 from ansible_collections.pandorafms.server.plugins.module_utils._maintain import STEP_CHOICES, run_maintenance
 from ansible_collections.pandorafms.server.plugins.module_utils._module_args import (
-    connection_argument_spec, fail_from_error, settings_from_params)
+    connection_argument_spec, fail_from_error, settings_from_params, test_now)
 from ansible_collections.pandorafms.server.plugins.module_utils._purge import THRESHOLD_KEYS
-
-# Tests only: the epoch seconds the run treats as now (not an option, so it is not part of the public interface).
-NOW_VARIABLE = "PANDORAFMS_SERVER_TEST_NOW"
 
 # Options passed to the compaction step as they are (the engine validates them).
 COMPACT_OPTIONS = ("days_compact", "step_compact", "compact_row_budget", "compact_chunk_rows",
@@ -555,16 +551,6 @@ def argument_spec():
     return spec
 
 
-def _now(module):
-    raw = os.environ.get(NOW_VARIABLE)
-    if not raw:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        module.fail_json(msg="the environment variable %s is %r, not epoch seconds" % (NOW_VARIABLE, raw))
-
-
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
@@ -581,7 +567,7 @@ def main():
             history=dict(host=params["history_login_host"], port=params["history_login_port"],
                          user=params["history_login_user"], password=params["history_login_password"],
                          db=params["history_login_db"]),
-            now=_now(module))
+            now=test_now(module))
     except PandoraError as exc:
         partial = dict((key, exc.details[key]) for key in ("steps", "log") if key in exc.details)
         fail_from_error(module, exc, settings, **partial)

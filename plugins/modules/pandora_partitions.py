@@ -87,9 +87,6 @@ options:
     description: Seconds to wait for the maintenance lock.
     type: int
     default: 0
-  now:
-    description: Testing aid. The epoch seconds treated as the current time.
-    type: int
 seealso:
   - module: pandorafms.server.pandora_db_maintain
   - module: pandorafms.server.pandora_db_info
@@ -138,7 +135,7 @@ from ansible_collections.pandorafms.server.plugins.module_utils._connection impo
 from ansible_collections.pandorafms.server.plugins.module_utils._errors import PandoraError
 from ansible_collections.pandorafms.server.plugins.module_utils._lock import MaintenanceLock
 from ansible_collections.pandorafms.server.plugins.module_utils._module_args import (
-    connection_argument_spec, fail_from_error, settings_from_params)
+    connection_argument_spec, fail_from_error, settings_from_params, test_now)
 from ansible_collections.pandorafms.server.plugins.module_utils._partitions import manage_tables
 
 
@@ -152,7 +149,6 @@ def argument_spec():
         chunk_rows=dict(type="int", default=20000),
         lock_wait=dict(type="int", default=5),
         lock_timeout=dict(type="int", default=0),
-        now=dict(type="int"),
     )
     return spec
 
@@ -170,7 +166,7 @@ def main():
             with lock:
                 results = manage_tables(conn, params["tables"], state=params["state"], interval=params["interval"],
                                         days_ahead=params["days_ahead"], chunk_rows=params["chunk_rows"],
-                                        lock_wait=params["lock_wait"], now=params["now"],
+                                        lock_wait=params["lock_wait"], now=test_now(module),
                                         check_mode=module.check_mode, log=log.append)
         finally:
             conn.close()

@@ -239,13 +239,14 @@ def test_module_check_real_rerun_and_refusal(pandora_db, playbook):
     """pandorafms.server.pandora_partitions through ansible-playbook: check mode, the conversion, a rerun, an error."""
     db = pandora_db
     db.query("INSERT INTO tagente_datos VALUES (1, 1.5, %s), (2, 2.5, NULL)", (NOW - DAY,))
-    args = dict(db.login(), now=NOW, days_ahead=2)
+    args = dict(db.login(), days_ahead=2)
+    env = {"PANDORAFMS_SERVER_TEST_NOW": str(NOW)}
     res = playbook.run([
-        {"pandorafms.server.pandora_partitions": args, "check_mode": True, "register": "plan"},
-        {"pandorafms.server.pandora_partitions": args, "register": "real"},
-        {"pandorafms.server.pandora_partitions": args, "register": "again"},
+        {"pandorafms.server.pandora_partitions": args, "check_mode": True, "register": "plan", "environment": env},
+        {"pandorafms.server.pandora_partitions": args, "register": "real", "environment": env},
+        {"pandorafms.server.pandora_partitions": args, "register": "again", "environment": env},
         {"pandorafms.server.pandora_partitions": dict(args, tables=["tevento"]), "register": "bad",
-         "ignore_errors": True},
+         "ignore_errors": True, "environment": env},
     ], expect_rc=0)
     plan, real, again, bad = res.results
     assert plan["changed"] is True and plan["tables"][0]["conversion"]["rows_to_copy"] == 2

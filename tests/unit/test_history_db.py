@@ -137,7 +137,12 @@ def test_settings_defaults_and_main_tokens():
     (dict(login_db="pandora"), "login_db is not used"),
     (dict(login_host=None, login_unix_socket="/run/x.sock"), "history_db_host is required"),
 ])
-def test_settings_refused(override, message):
+def test_settings_refused(override, message, tmp_path):
+    if override.get("login_unix_socket"):
+        # The connection layer refuses a socket that does not exist; this case is about the missing host.
+        sock = tmp_path / "mysqld.sock"
+        sock.write_text("")
+        override = dict(override, login_unix_socket=str(sock))
     with pytest.raises(ConfigError) as err:
         HistoryDbSettings.from_params(_params(**override))
     assert message in str(err.value)
