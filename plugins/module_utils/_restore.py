@@ -46,7 +46,7 @@ from ansible_collections.pandorafms.server.plugins.module_utils._backup import (
     guarded, options_with_defaults, public_manifest, resolve_connection, sha256_file)
 from ansible_collections.pandorafms.server.plugins.module_utils._connection import (
     connect, server_info)
-from ansible_collections.pandorafms.server.plugins.module_utils._dumpscan import DumpGuard
+from ansible_collections.pandorafms.server.plugins.module_utils._dumpscan import DumpGuard, UnsafeDump
 from ansible_collections.pandorafms.server.plugins.module_utils._errors import (
     ConfigError, LockBusy, OperationFailed, PandoraError, PreconditionFailed)
 from ansible_collections.pandorafms.server.plugins.module_utils._lock import MaintenanceLock
@@ -87,6 +87,7 @@ def verify_archive(src, compression="auto", need_dump=True, schemas=()):
     manifest = None
     dump_tail = {}
     guards = {}
+    refused = {}
     with ArchiveStream(src, compression) as members:
         for info, reader in members:
             _check_name(src, info.name)
@@ -111,10 +112,19 @@ def verify_archive(src, compression="auto", need_dump=True, schemas=()):
                     if not data:
                         break
                     if guard is not None:
-                        guard.feed(data)
+                        try:
+                            guard.feed(data)
+                        except UnsafeDump as exc:
+                            # Read the member to its end all the same: a damaged archive (a CRC or sha256
+                            # mismatch found later) is reported as damaged, not as a hostile dump.
+                            refused[info.name] = exc
+                            guard = None
                     tail = (tail + data[-512:])[-512:]
                 if guard is not None:
-                    guard.close()
+                    try:
+                        guard.close()
+                    except UnsafeDump as exc:
+                        refused[info.name] = exc
                 entry["size"] = reader.read_bytes
                 entry["sha256"] = reader.hexdigest()
                 dump_tail[info.name] = tail
@@ -152,6 +162,8 @@ def verify_archive(src, compression="auto", need_dump=True, schemas=()):
     if problems:
         more = " (and %d more)" % (len(problems) - 10) if len(problems) > 10 else ""
         raise PreconditionFailed("%s does not match its manifest: %s%s" % (src, "; ".join(problems[:10]), more))
+    for name in sorted(refused):
+        raise refused[name]
     dump_member = None
     database = manifest.get("database")
     if database:
