@@ -212,10 +212,11 @@ def _q(name):
 
 
 def table_columns(conn, table):
+    """Column names in table order (from the result metadata: no information_schema temporary table)."""
     with conn.cursor() as cur:
-        cur.execute("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()"
-                    " AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION", (table,))
-        return [row[0] for row in cur.fetchall()]
+        cur.execute("SELECT * FROM %s LIMIT 0" % _q(table))
+        cur.fetchall()
+        return [col[0] for col in cur.description]
 
 
 def row_hash_sql(columns, alias=""):

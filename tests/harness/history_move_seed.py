@@ -89,3 +89,29 @@ def old_rows_left(main, days=30, now=NOW):
         "SELECT COUNT(*) FROM tagente_datos_string WHERE utimestamp < %s",
         "SELECT COUNT(*) FROM tevento WHERE utimestamp < %s",
         "SELECT COUNT(*) FROM ttrap WHERE UNIX_TIMESTAMP(`timestamp`) < %s"))
+
+
+class OneConnection(object):
+    """``query``/``scalar`` of a Database over one connection (checks in loops stay cheap)."""
+
+    def __init__(self, db):
+        self.db = db
+        self.conn = db.connect()
+
+    def query(self, sql, args=None):
+        with self.conn.cursor() as cur:
+            cur.execute(sql, args)
+            return cur.fetchall()
+
+    def scalar(self, sql, args=None):
+        found = self.query(sql, args)
+        return found[0][0] if found else None
+
+    def close(self):
+        self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
