@@ -178,3 +178,26 @@ def test_move_then_history_purge_in_one_run(pandora_db, history_db):
     assert step(res, "history_module_data")["rows"] > 0
     assert history_db.scalar("SELECT MIN(utimestamp) FROM tagente_datos") >= NOW - 50 * DAY
     assert history_db.scalar("SELECT MAX(utimestamp) FROM tagente_datos") < NOW - 30 * DAY
+
+
+def test_module_options_check_then_real(pandora_db, history_db, playbook):
+    """Through ansible-playbook: the options override tconfig, the password comes from history_login_password."""
+    link(pandora_db, history_db, days=300, step=5, history_db_pass="wrong")
+    seed(pandora_db, data=200, strings=20, events=10, traps=10, big_second=5)
+    original = original_of(pandora_db)
+    args = dict(pandora_db.login(), now=NOW, require_master=False, steps=["history_move"], history_db_days=30,
+                history_db_step=100, history_db_delay=0, history_login_password=ROOT_PASSWORD)
+    task = {"pandorafms.server.pandora_db_maintain": args, "register": "out"}
+    check = playbook.run([task], check=True, expect_rc=0).last
+    assert check["changed"] is True and moved(check)["tagente_datos"] > 0
+    assert rows(history_db, "tagente_datos") == original_of(history_db)["tagente_datos"] == {}
+    real = playbook.run([task], expect_rc=0).last
+    assert moved(real) == moved(check)
+    assert step_of(real, "tagente_datos")["threshold"] == {
+        "key": "history_db_days", "value": 30, "unit": "days", "source": "option", "cutoff": NOW - 30 * DAY}
+    assert_conserved(original, pandora_db, history_db, days=30)
+    again = playbook.run([task], expect_rc=0).last
+    assert again["changed"] is False
+    assert ROOT_PASSWORD not in json.dumps(real) + json.dumps(check)
+    bad = playbook.run([{"pandorafms.server.pandora_db_maintain": dict(args, history_db_step=500000)}]).last
+    assert bad["failed"] is True and "history_db_step" in bad["msg"]
