@@ -105,6 +105,7 @@ MAX_STEP = 100000
 COPIED_TOKEN = "history_move_copied_%s"
 MOVED_TOKEN = "history_move_moved_%s"
 ID_CHUNK = 1000
+INSERT_BYTES = 1 << 20  # one INSERT statement carries about this much row text
 
 
 class TableSpec(object):
@@ -220,12 +221,21 @@ def table_columns(conn, table):
 
 
 def row_hash_sql(columns, alias=""):
-    """A 64-bit hash of every column of a row (NULL told apart from any value)."""
-    parts = []
-    for col in columns:
-        ref = alias + _q(col)
-        parts.append("ISNULL(%s), %s" % (ref, ref))
-    return "CAST(CONV(LEFT(MD5(CONCAT_WS(0x1f, %s)), 16), 16, 10) AS UNSIGNED)" % ", ".join(parts)
+    """A 64-bit hash of every column of a row: two independent CRCs (CRC-32, CRC-32C) of its quoted text.
+
+    The quoted text (:func:`row_text_sql`) tells NULL from any value and keeps column boundaries.
+    """
+    text = row_text_sql(columns, alias)
+    return "((CRC32(%s) << 32) | CRC32C(%s))" % (text, text)
+
+
+def row_text_sql(columns, alias=""):
+    """The row as an SQL ``VALUES`` tuple, quoted by the server (``QUOTE(NULL)`` is ``NULL``).
+
+    Numbers come out in their shortest exact form, so the history server parses back the very same value; the
+    verification would catch it otherwise.
+    """
+    return "CONCAT('(', %s, ')')" % ", ',', ".join("QUOTE(%s%s)" % (alias, _q(c)) for c in columns)
 
 
 def _scalar(conn, sql, args=()):
@@ -388,43 +398,51 @@ class TableMove(object):
         if self.hook is not None:
             self.hook(self.spec.table, count, "history_move:" + name)
 
-    def _ids(self, rows):
-        index = self.columns.index(self.spec.key)
-        return [row[index] for row in rows]
+    def _insert(self, cur, table, columns, texts):
+        """INSERT the server-quoted row tuples in statements of about INSERT_BYTES."""
+        head = "INSERT INTO %s (%s) VALUES " % (_q(table), ", ".join(_q(c) for c in columns))
+        batch, size = [], 0
+        for text in texts:
+            batch.append(text)
+            size += len(text) + 1
+            if size >= INSERT_BYTES:
+                cur.execute(head + ",".join(batch))
+                batch, size = [], 0
+        if batch:
+            cur.execute(head + ",".join(batch))
 
-    def _insert(self, cur, table, columns, rows):
-        if not rows:
-            return
-        sql = "INSERT INTO %s (%s) VALUES (%s)" % (_q(table), ", ".join(_q(c) for c in columns),
-                                                   ", ".join(["%s"] * len(columns)))
-        cur.executemany(sql, rows)
+    def _read(self, table, columns, where, args, key=None):
+        """Rows of a range, locked: ``(keys, texts, (count, checksum))``; the checksum is computed by the server."""
+        sql = "SELECT %s, %s, %s FROM %s WHERE %s FOR UPDATE" % (
+            _q(key) if key else "NULL", row_text_sql(columns), row_hash_sql(columns), _q(table), where)
+        keys, texts, total = [], [], 0
+        with self.main.cursor() as cur:
+            cur.execute(sql, args)
+            for row in cur.fetchall():
+                keys.append(row[0])
+                texts.append(row[1])
+                total += int(row[2])
+        return keys, texts, (len(texts), total)
 
     def block(self, rng, number):
         """Move one range (states A -> B -> C); returns the rows moved from main."""
         spec = self.spec
         where, args = self.pred(rng)
         table = _q(spec.table)
-        cols = ", ".join(_q(c) for c in self.columns)
         try:
             self.main.begin()
-            with self.main.cursor() as cur:
-                cur.execute("SELECT %s FROM %s WHERE %s FOR UPDATE" % (cols, table, where), args)
-                rows = cur.fetchall()
-            if not rows:
+            keys, texts, main_sum = self._read(spec.table, self.columns, where, args, spec.key if spec.pk else None)
+            if not texts:
                 self.main.rollback()
                 return 0
-            main_sum = self.checksum(self.main, spec.table, self.columns, where, args)
             child_data = []
             for child, fk, ccols in self.children:
                 cwhere = self.child_where(fk, where)
-                with self.main.cursor() as cur:
-                    cur.execute("SELECT %s FROM %s WHERE %s FOR UPDATE" % (
-                        ", ".join(_q(c) for c in ccols), _q(child), cwhere), args)
-                    crow = cur.fetchall()
-                child_data.append((child, fk, ccols, crow, self.checksum(self.main, child, ccols, cwhere, args)))
-            self._point("locked", len(rows))
-            before = self.copy(rng, number, where, args, rows, main_sum, child_data)
-            self._point("copied", len(rows))
+                _k, ctexts, csum = self._read(child, ccols, cwhere, args)
+                child_data.append((child, fk, ccols, ctexts, csum))
+            self._point("locked", len(texts))
+            self.copy(rng, number, where, args, keys, texts, main_sum, child_data)
+            self._point("copied", len(texts))
             with self.main.cursor() as cur:
                 deleted = cur.execute("DELETE FROM %s WHERE %s" % (table, where), args)
                 if deleted != main_sum[0]:
@@ -438,26 +456,24 @@ class TableMove(object):
             _rollback(self.main)
             raise
         self._point("committed", deleted)
-        del before
         self.account(deleted, child_data)
         return deleted
 
-    def copy(self, rng, number, where, args, rows, main_sum, child_data):
+    def copy(self, rng, number, where, args, keys, texts, main_sum, child_data):
         """Step 2: one history transaction; returns the history count of the range before the copy."""
         spec = self.spec
         try:
             self.hist.begin()
             with self.hist.cursor() as cur:
                 if spec.pk:
-                    ids = self._ids(rows)
-                    for start in range(0, len(ids), ID_CHUNK):
-                        chunk = ids[start:start + ID_CHUNK]
+                    for start in range(0, len(keys), ID_CHUNK):
+                        chunk = keys[start:start + ID_CHUNK]
                         cur.execute("DELETE FROM %s WHERE %s IN (%s)" % (
                             _q(spec.table), _q(spec.key), ", ".join(["%s"] * len(chunk))), chunk)
                 before = self.checksum(self.hist, spec.table, self.columns, where, args)
-                self._insert(cur, spec.table, self.columns, rows)
-                for child, fk, ccols, crows, _sum in child_data:
-                    self._insert(cur, child, ccols, crows)
+                self._insert(cur, spec.table, self.columns, texts)
+                for child, fk, ccols, ctexts, _sum in child_data:
+                    self._insert(cur, child, ccols, ctexts)
             after = self.checksum(self.hist, spec.table, self.columns, where, args)
             delta = (after[0] - before[0], after[1] - before[1])
             if delta != main_sum:
@@ -466,7 +482,7 @@ class TableMove(object):
                                       " nothing moved" % (json.dumps(rng), spec.table, main_sum[0], main_sum[1],
                                                           delta[0], delta[1]))
             children = {}
-            for child, fk, ccols, crows, csum in child_data:
+            for child, fk, ccols, ctexts, csum in child_data:
                 hsum = self.checksum(self.hist, child, ccols, self.child_where(fk, where), args)
                 if hsum != csum:
                     raise OperationFailed("history_move: verification failed for the %s rows of range %s of %s;"
@@ -487,8 +503,8 @@ class TableMove(object):
         self.moved += deleted
         self.blocks += 1
         self.max_block = max(self.max_block, deleted)
-        for child, _fk, _cols, crows, _sum in child_data:
-            self.child_rows[child] = self.child_rows.get(child, 0) + len(crows)
+        for child, _fk, _cols, _texts, csum in child_data:
+            self.child_rows[child] = self.child_rows.get(child, 0) + csum[0]
         note = getattr(self.ctx, "note_rows", None)
         if note is not None:
             note(deleted)
