@@ -179,7 +179,7 @@ def percentiles(values):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of 5 million rows")
     parser.add_argument("--steps", default="1000,10000")
     parser.add_argument("--no-pt", action="store_true", help="skip pt-archiver")

@@ -560,8 +560,8 @@ class TableMove(object):
             raise
         # Rows entered the range on main after the interrupted run: the copy no longer matches.
         if spec.pk:
-            self.ctx.log(SOURCE, "  %s range %s changed on main since; copying it again." % (spec.table,
-                                                                                          json.dumps(rng)))
+            self.ctx.log(SOURCE, "  %s range %s changed on main since; copying it again."
+                         % (spec.table, json.dumps(rng)))
             return self.block(rng, self.next_number())
         if int(journal.get("before", 1)) != 0:
             raise OperationFailed(
@@ -697,8 +697,8 @@ class HistoryMoveStep(object):
                                pending_range=pending["range"] if pending else None)
                 ctx.log(SOURCE, "  check mode: %d rows of %s would move to the history database" % (rows, spec.table))
             else:
-                ctx.log(SOURCE, "Moving data older than %s days from %s to the history database." % (days,
-                                                                                                spec.table))
+                ctx.log(SOURCE, "Moving data older than %s days from %s to the history database."
+                        % (days, spec.table))
                 rows = mover.run()
                 details.update(blocks=mover.blocks, max_block_rows=mover.max_block, lag_seconds=mover.lag(),
                                resumed_range=mover.resumed["range"] if mover.resumed else None)

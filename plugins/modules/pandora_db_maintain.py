@@ -320,8 +320,8 @@ RETURN = r'''
 steps:
   description:
     - One entry per step and table, in the order they ran.
-    - For V(history_move) (one entry per table), RV(steps[].rows) is the rows moved (in check mode, that would
-      move) and RV(steps[].details) has C(blocks), C(max_block_rows), C(child_rows) (events), C(rows_per_second),
+    - For V(history_move) (one entry per table), C(rows) is the rows moved (in check mode, that would
+      move) and C(details) has C(blocks), C(max_block_rows), C(child_rows) (events), C(rows_per_second),
       C(lag_seconds) (age of the oldest row left on the main database that should have moved; V(0) when none)
       and C(resumed_range) (the range an interrupted run had left copied, when this run finished it).
   returned: always

@@ -6,7 +6,6 @@ rerun to completion main and history together hold exactly the original rows, no
 than the cutoff moved.  Each cycle moves the clock one day forward so there is new old data to move.
 """
 
-import json
 import os
 import random
 import signal
@@ -16,7 +15,7 @@ import time
 import pytest
 
 from harness.history_move_seed import MOVED, OneConnection, assert_conserved, link, original_of, rows, seed
-from harness.maint_seed import DAY, NOW, engine_run, settings_for
+from harness.maint_seed import DAY, NOW, engine_run
 from harness.mariadb import MariaDBServer
 
 from ansible_collections.pandorafms.server.plugins.module_utils._errors import PandoraError
