@@ -11,8 +11,8 @@
 4. take the locks: ``<db>_pandora_db`` (the one pandora_db.pl takes, so the two
    never run at once), upstream's ``merge-working`` / ``merging-events``, and
    ``<history db>_pandora_db`` on the history database;
-5. run the steps in upstream order: PURGE, CHECKDB, INTEGRITY, (the move to the
-   history database, a later issue), COMPACT, the ``db_maintance`` token, the
+5. run the steps in upstream order: PURGE, CHECKDB, INTEGRITY, the move to the
+   history database (``_history_move``), COMPACT, the ``db_maintance`` token, the
    forgotten discovery tasks, then on the history database its purge, its
    compaction and its tokens;
 6. return per-step results, totals, the upstream-format run log, and the
@@ -37,6 +37,8 @@ from ansible_collections.pandorafms.server.plugins.module_utils._context import 
     Context, OutOfTime, RunLog, StepResult)
 from ansible_collections.pandorafms.server.plugins.module_utils._errors import (
     ConfigError, LockBusy, OperationFailed, PandoraError, PreconditionFailed, database_error_hint)
+from ansible_collections.pandorafms.server.plugins.module_utils._history_move import (
+    HistoryMoveStep, resolve_move_settings)
 from ansible_collections.pandorafms.server.plugins.module_utils._history_purge import (
     history_purge_steps, same_database, write_history_tokens)
 from ansible_collections.pandorafms.server.plugins.module_utils._lock import MaintenanceLock
@@ -46,7 +48,7 @@ from ansible_collections.pandorafms.server.plugins.module_utils._serverconf impo
 from ansible_collections.pandorafms.server.plugins.module_utils._tconfig import (
     TConfig, parse_number, plan_token, write_token)
 
-STEP_CHOICES = ("purge", "checkdb", "integrity", "compact", "discovery_tasks", "history_purge")
+STEP_CHOICES = ("purge", "checkdb", "integrity", "history_move", "compact", "discovery_tasks", "history_purge")
 # What pandora_db.pl does when run from cron without flags.
 DEFAULT_STEPS = STEP_CHOICES
 MAIN_TOKEN = "db_maintance"
@@ -313,6 +315,7 @@ class MaintenanceRun(object):
         self.results = []
         self.tokens = {}
         self.pre_notes = []
+        self.move_step = None
 
     # -- entry point ----------------------------------------------------------------------------
     def run(self):
@@ -418,6 +421,8 @@ class MaintenanceRun(object):
 
         tconfig = TConfig.load(self.conn)
         thresholds, batch_size = self.validate_database(tconfig)
+        if "history_move" in self.steps:  # validated here, before anything changes
+            self.move_step = HistoryMoveStep(resolve_move_settings(tconfig, self.options))
 
         # Locks: fail fast when pandora_db.pl (or another run) is busy.
         lock = MaintenanceLock(self.conn, self.settings.database, wait=self.lock_timeout, what="main")
@@ -528,7 +533,8 @@ class MaintenanceRun(object):
 
     # -- history connection ---------------------------------------------------------------------
     def _connect_history(self, tconfig, result):
-        wants = "history_purge" in self.steps or "compact" in self.steps
+        wants = "history_purge" in self.steps or "compact" in self.steps or (
+            self.move_step is not None and self.move_step.settings.enabled)
         opts = self.history_options
         enabled = str(tconfig.get("history_db_enabled", "")).strip() == "1"
         if not wants or not (enabled or opts.get("host")):
@@ -578,8 +584,10 @@ class MaintenanceRun(object):
             seq += checkdb_steps()
         if "integrity" in steps:
             seq += integrity_steps()
-        # The move of old data to the history database (Enterprise's pandora_historydb, a later issue of this
-        # collection) goes here, as in pandora_db.pl: after INTEGRITY, before COMPACT.
+        # The move of old data to the history database (Enterprise's pandora_historydb), as in pandora_db.pl:
+        # after INTEGRITY, before COMPACT.
+        if self.move_step is not None:
+            seq.append(self.move_step)
         if "compact" in steps:
             seq.append(_compact_step("main") or _Marker("compact", "compact"))
         seq.append(_Marker(MAIN_TOKEN, "token"))

@@ -14,8 +14,22 @@ description:
   - Runs, in C(pandora_db.pl)'s order, every purge step (old module data, strings, events, audit, traps, GIS,
     sessions, export data, planned downtimes, disabled and autodisabled agents, pending-delete modules, orphaned
     report items, special days, messages, cache, netflow and sflow files), the consistency checks (CHECKDB), the
-    integrity checks, the compaction step (when available), the reassignment of discovery tasks whose server is gone
-    or dead, and the purge of the history database with that database's own C(tconfig).
+    integrity checks, the move of old data to the history database (V(history_move), what Enterprise's
+    C(pandora_historydb) does), the compaction step (when available), the reassignment of discovery tasks whose
+    server is gone or dead, and the purge of the history database with that database's own C(tconfig).
+  - The move (V(history_move)) runs when the main C(tconfig) has C(history_db_enabled) = V(1). It moves rows
+    older than C(history_db_days) from C(tagente_datos), C(tagente_datos_string) (C(history_db_string_days) when
+    C(history_db_adv) = V(1)), C(tevento) with its child rows, ids kept (when C(history_event_enabled) = V(1)),
+    and C(ttrap) (when C(history_trap_enabled) = V(1)), in blocks of at most C(history_db_step) rows with
+    C(history_db_delay) seconds between blocks. No row younger than C(history_db_days) ever leaves the main
+    database (a smaller days setting of another table is raised to it, with a warning).
+  - "Each block of the move is one range of one table: its rows are locked on the main database, copied to the
+    history database and verified there (count and a checksum of every column, computed by both servers) in one
+    history transaction that also records the range in the history C(tconfig) token C(history_move_copied_<table>);
+    only then are they deleted from the main database in the transaction that records C(history_move_moved_<table>)
+    in the main C(tconfig). A run killed at any point, or a server lost mid-run, leaves each range untouched,
+    copied (on both sides, resolved first by the next run) or moved; the next run resumes from the journals. The
+    states and why each is safe are described in the collection's C(docs/history_move.md)."
   - Thresholds come from C(tconfig) with the same keys and defaults as C(pandora_db.pl); every one can be overridden
     by an option. Unset or V(0) skips a step, as upstream. A negative or non-numeric value (option or C(tconfig)
     token) stops the run before anything changes, with the key named.
@@ -111,15 +125,16 @@ options:
       - Which parts to run, always in upstream order.
       - V(purge), V(checkdb) and V(integrity) are C(pandora_db.pl)'s PURGE, CHECKDB and INTEGRITY; V(compact) the
         compaction (main database, and history database when one is connected); V(discovery_tasks) the
-        reassignment of forgotten discovery tasks; V(history_purge) the purge of the history database.
+        reassignment of forgotten discovery tasks; V(history_move) the move of old data to the history database;
+        V(history_purge) the purge of the history database.
       - The default is what C(pandora_db.pl) does when run without flags. An empty list is refused (it would do
         nothing).
       - The C(db_maintance) token is written only when V(purge) ran and the run completed.
       - The steps of each group and what each one cleans are listed in the description above.
     type: list
     elements: str
-    choices: [purge, checkdb, integrity, compact, discovery_tasks, history_purge]
-    default: [purge, checkdb, integrity, compact, discovery_tasks, history_purge]
+    choices: [purge, checkdb, integrity, history_move, compact, discovery_tasks, history_purge]
+    default: [purge, checkdb, integrity, history_move, compact, discovery_tasks, history_purge]
   days_purge:
     description:
       - Days of module data (C(tagente_datos)) and export data to keep. Overrides C(tconfig) C(days_purge).
@@ -228,6 +243,33 @@ options:
         the threshold, leaving exactly what the purge of a plain table leaves.
     type: bool
     default: false
+  history_db_days:
+    description:
+      - Move module data older than this many days to the history database. Overrides the main C(tconfig)
+        C(history_db_days). Unset or V(0) skips the move.
+    type: int
+  history_db_string_days:
+    description: Move string data older than this many days. Overrides C(tconfig) C(history_db_string_days)
+      (used when C(history_db_adv) is V(1); else the strings follow O(history_db_days)). Never less than
+      O(history_db_days).
+    type: int
+  history_event_days:
+    description: Move events older than this many days (when C(history_event_enabled) is V(1)). Overrides
+      C(tconfig) C(history_event_days), default V(90). Never less than O(history_db_days).
+    type: int
+  history_trap_days:
+    description: Move SNMP traps older than this many days (when C(history_trap_enabled) is V(1)). Overrides
+      C(tconfig) C(history_trap_days), default V(90). Never less than O(history_db_days).
+    type: int
+  history_db_step:
+    description: The most rows one block of the move copies and deletes (a single second of one module holding
+      more rows is one block). Overrides C(tconfig) C(history_db_step); unset or V(0) means V(1000); at most
+      V(100000).
+    type: int
+  history_db_delay:
+    description: Seconds to wait between two blocks of the move. Overrides C(tconfig) C(history_db_delay); V(0)
+      (allowed here, for catch-up runs) does not wait.
+    type: float
   history_days_purge:
     description: Days of module data to keep in the history database. Overrides its C(tconfig) C(days_purge).
     type: int
@@ -343,6 +385,15 @@ EXAMPLES = r'''
   async: 4000
   poll: 30
 
+- name: Catch up on the move to the history database quickly, for at most one hour
+  pandorafms.server.pandora_db_maintain:
+    pandora_server_conf: /etc/pandora/pandora_server.conf
+    steps: [history_move, history_purge]
+    history_db_step: 10000
+    history_db_delay: 0
+    history_login_password: "{{ pandora_history_db_password }}"
+    max_runtime: 3600
+
 - name: Explicit credentials, no master check (single server without a tserver row)
   pandorafms.server.pandora_db_maintain:
     login_host: 127.0.0.1
@@ -354,7 +405,12 @@ EXAMPLES = r'''
 
 RETURN = r'''
 steps:
-  description: One entry per step and table, in the order they ran (the step names are listed in the description).
+  description:
+    - One entry per step and table, in the order they ran (the step names are listed in the description).
+    - For V(history_move) (one entry per table), C(rows) is the rows moved (in check mode, that would
+      move) and C(details) has C(blocks), C(max_block_rows), C(child_rows) (events), C(rows_per_second),
+      C(lag_seconds) (age of the oldest row left on the main database that should have moved; V(0) when none)
+      and C(resumed_range) (the range an interrupted run had left copied, when this run finished it).
   returned: always
   type: list
   elements: dict
@@ -513,6 +569,7 @@ check_mode:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pandorafms.server.plugins.module_utils._errors import PandoraError
+from ansible_collections.pandorafms.server.plugins.module_utils._history_move import MOVE_OPTIONS
 from ansible_collections.pandorafms.server.plugins.module_utils._maintain import STEP_CHOICES, run_maintenance
 from ansible_collections.pandorafms.server.plugins.module_utils._module_args import (
     connection_argument_spec, fail_from_error, settings_from_params, test_now)
@@ -548,6 +605,8 @@ def argument_spec():
     for key in COMPACT_OPTIONS:
         spec[key] = dict(type="int")
     spec["partition_purge_exact"] = dict(type="bool", default=False)
+    for key in MOVE_OPTIONS:
+        spec[key] = dict(type="float" if key == "history_db_delay" else "int")
     return spec
 
 
@@ -560,7 +619,7 @@ def main():
         result = run_maintenance(
             settings, server_values, steps=params["steps"], check_mode=module.check_mode, diff=module._diff,
             thresholds=dict((key, params[key]) for key in THRESHOLD_KEYS),
-            extra_options=dict((key, params[key]) for key in COMPACT_OPTIONS + PARTITION_OPTIONS),
+            extra_options=dict((key, params[key]) for key in COMPACT_OPTIONS + PARTITION_OPTIONS + MOVE_OPTIONS),
             batch_size=params["batch_size"], batch_sleep=params["batch_sleep"], max_runtime=params["max_runtime"],
             lock_timeout=params["lock_timeout"], require_master=params["require_master"],
             servername=params["servername"], incomingdir=params["incomingdir"], log_file=params["log_file"],

@@ -1,0 +1,712 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to pandorafms.server
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""HISTORY MOVE: old data from the main database to the history database (reference 8.1, 18.2).
+
+Upstream ships this only in its closed Enterprise build.  Here it is a step
+of the maintenance run (``history_move``), between INTEGRITY and COMPACT, on
+when the main ``tconfig`` has ``history_db_enabled`` = 1.
+
+What moves (each table with its own cutoff ``now - days * 86400``):
+
+* ``tagente_datos``: ``history_db_days``;
+* ``tagente_datos_string``: ``history_db_string_days`` when ``history_db_adv``
+  is 1, else ``history_db_days``;
+* ``tevento`` with its child rows (``tevent_extended``, ``tevent_comment``),
+  ids kept: ``history_event_days`` when ``history_event_enabled`` is 1;
+* ``ttrap``: ``history_trap_days`` when ``history_trap_enabled`` is 1.
+
+Never ahead of the console: the console reads the history database only for
+periods that start before ``now - history_db_days`` (reference 18.2), so no
+cutoff is ever later than that one; a smaller value of another table's days is
+raised to ``history_db_days`` with a warning.
+
+The protocol (one *block* = one bounded range of one table)
+-----------------------------------------------------------
+
+A range is a set of rows fixed by a predicate that never changes meaning:
+
+* ``tagente_datos`` / ``tagente_datos_string`` (no primary key): the rows
+  with ``lo <= utimestamp < hi``.  Bounds are distinct ``utimestamp`` values
+  taken from the table, so all rows of one ``utimestamp`` are in one range;
+  when a single ``utimestamp`` holds more rows than the step, that second is
+  split by ``id_agente_modulo`` ranges (``utimestamp = lo AND mlo <=
+  id_agente_modulo < mhi``); a single (second, module) pair bigger than the
+  step is one oversized block.
+* ``tevento`` / ``ttrap``: the rows with ``lo <= id <= hi`` that are older
+  than the cutoff (the cutoff is stored with the range).
+
+Two journals, each written in the same local transaction as that side's data
+change, so each is exactly as durable as the data it describes:
+
+* history ``tconfig`` token ``history_move_copied_<table>``: ``{n, range,
+  count, sum, before}``, the last range *copied* (``n`` grows by one per
+  block; ``count``/``sum`` are the count and the checksum of the copied rows;
+  ``before`` the number of history rows in that range before the copy);
+* main ``tconfig`` token ``history_move_moved_<table>``: ``{n}``, the last
+  range *deleted from main* (or resolved).
+
+One block, in this order:
+
+1. main: ``BEGIN``; read the range's rows ``FOR UPDATE`` (they stay locked,
+   so no row can enter or leave the range until step 3 ends) and compute,
+   in SQL, their count and checksum (the sum of a 64-bit hash of every
+   column);
+2. history: ``BEGIN``; (tables with a key: delete the history rows with
+   these ids, left by an earlier interrupted copy); count and checksum of the
+   range; insert the rows (and the events' child rows); count and checksum
+   again: the difference must equal main's, else roll back both and stop;
+   write ``history_move_copied`` = ``n``; ``COMMIT``;
+3. main: delete the range (the row count must equal the count of step 1),
+   write ``history_move_moved`` = ``n``; ``COMMIT``.
+
+The states a range can be in, and what a resumed run does in each:
+
+* **A, untouched** (crash before the history commit, either server gone, the
+  process killed): both transactions roll back; the rows are on main only,
+  no journal names the range.  Resume: the range is chosen afresh.
+* **B, copied** (history committed, main not): the rows are on both sides,
+  ``copied.n = moved.n + 1``.  This is the only state with duplicates and the
+  first thing every run (and every table) resolves: main is locked and
+  checksummed over the journal's range; equal to the journal: delete and
+  stamp ``moved`` (state C); empty: something else deleted them on main
+  (the rows are on history), stamp ``moved``; different (rows entered the old
+  range on main after the crash): for tables with a key the range is copied
+  again (step 2 replaces the history copies by id); for the tables without
+  one, when the history range held nothing before the copy
+  (``before`` = 0) the copy is undone in one history transaction (history
+  range verified equal to the journal, deleted, journal marked aborted), and
+  the range is chosen afresh; otherwise the run stops with an error naming
+  the range, nothing changed.
+* **C, moved** (both committed): ``copied.n = moved.n``; the rows are on
+  history only.  Resume: the next range.
+
+A crash during a ``COMMIT`` leaves the transaction either committed or not;
+the journals tell which.  No state has a row on neither side: main deletes
+only rows it holds locked and has just seen committed, verified, on history.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import json
+import time
+
+from ansible_collections.pandorafms.server.plugins.module_utils._batch import BatchExecutor
+from ansible_collections.pandorafms.server.plugins.module_utils._context import DAY, StepResult
+from ansible_collections.pandorafms.server.plugins.module_utils._errors import ConfigError, OperationFailed
+from ansible_collections.pandorafms.server.plugins.module_utils._tconfig import parse_number
+
+SOURCE = "HISTORY"
+MOVE_OPTIONS = ("history_db_days", "history_db_string_days", "history_event_days", "history_trap_days",
+                "history_db_step", "history_db_delay")
+DEFAULT_STEP = 1000
+MAX_STEP = 100000
+COPIED_TOKEN = "history_move_copied_%s"
+MOVED_TOKEN = "history_move_moved_%s"
+ID_CHUNK = 1000
+INSERT_BYTES = 1 << 20  # one INSERT statement carries about this much row text
+
+
+class TableSpec(object):
+    """How one table moves: its range key, age column, and child tables."""
+
+    def __init__(self, table, days, key, age, kind="epoch", pk=False, split=None, children=()):
+        self.table = table
+        self.days = days          # which setting: data, string, event, trap
+        self.key = key            # range column (utimestamp, or the primary key)
+        self.age = age            # age column
+        self.kind = kind          # epoch or datetime
+        self.pk = pk
+        self.split = split        # second column for an oversized utimestamp
+        self.children = tuple(children)
+
+
+TABLES = (
+    TableSpec("tagente_datos", "data", "utimestamp", "utimestamp", split="id_agente_modulo"),
+    TableSpec("tagente_datos_string", "string", "utimestamp", "utimestamp", split="id_agente_modulo"),
+    TableSpec("tevento", "event", "id_evento", "utimestamp", pk=True,
+              children=(("tevent_extended", "id_evento"), ("tevent_comment", "id_event"))),
+    TableSpec("ttrap", "trap", "id_trap", "timestamp", kind="datetime", pk=True),
+)
+
+
+# -- settings -------------------------------------------------------------------------------
+class MoveSettings(object):
+    """The move's settings, resolved and validated before any step runs."""
+
+    def __init__(self):
+        self.enabled = False
+        self.skip_reason = None
+        self.days = {}            # table -> (days, source) or None when that table does not move
+        self.step = DEFAULT_STEP
+        self.delay = 0.0
+        self.notes = []
+        self.warnings = []
+
+
+def _flag(tconfig, token):
+    return str(tconfig.get(token, "") or "").strip() == "1"
+
+
+def _setting(tconfig, options, key, token=None, default=None, allow_float=False):
+    """(value, source) from the option (wins) or the main tconfig token; ConfigError names the key."""
+    option = options.get(key)
+    if option is not None:
+        return parse_number(option, "option %s" % key, minimum=0, allow_float=allow_float), "option"
+    raw = tconfig.get(token or key)
+    if raw is None or str(raw).strip() == "":
+        return default, "default" if default is not None else "unset"
+    return parse_number(raw, "tconfig token %s" % (token or key), minimum=0, allow_float=allow_float), "tconfig"
+
+
+def resolve_move_settings(tconfig, options):
+    """Read and validate every setting of the move (reference 8.1); nothing is changed."""
+    out = MoveSettings()
+    options = options or {}
+    days, days_source = _setting(tconfig, options, "history_db_days")
+    string_days, string_source = _setting(tconfig, options, "history_db_string_days")
+    event_days, event_source = _setting(tconfig, options, "history_event_days", default=90)
+    trap_days, trap_source = _setting(tconfig, options, "history_trap_days", default=90)
+    step, step_source = _setting(tconfig, options, "history_db_step")
+    delay, _unused = _setting(tconfig, options, "history_db_delay", allow_float=True)
+    if step is not None and step > MAX_STEP:
+        raise ConfigError("history_db_step (%s) is %s; the most rows one block may move is %d, set it lower"
+                          % (step_source, step, MAX_STEP))
+    out.step = step or DEFAULT_STEP
+    out.delay = float(delay or 0)
+    if not _flag(tconfig, "history_db_enabled"):
+        out.skip_reason = "tconfig history_db_enabled is not 1"
+        return out
+    if not days:
+        out.skip_reason = "history_db_days is %s" % ("0" if days == 0 else "not defined")
+        return out
+    out.enabled = True
+    out.days["tagente_datos"] = (days, days_source)
+    if options.get("history_db_string_days") is None and not _flag(tconfig, "history_db_adv"):
+        string_days, string_source = days, days_source
+    out.days["tagente_datos_string"] = _not_ahead(out, "tagente_datos_string", "history_db_string_days",
+                                                  string_days, string_source, days)
+    if _flag(tconfig, "history_event_enabled"):
+        out.days["tevento"] = _not_ahead(out, "tevento", "history_event_days", event_days, event_source, days)
+    if _flag(tconfig, "history_trap_enabled"):
+        out.days["ttrap"] = _not_ahead(out, "ttrap", "history_trap_days", trap_days, trap_source, days)
+    return out
+
+
+def _not_ahead(out, table, key, value, source, days):
+    """Never ahead of the console: a table's days are at least ``history_db_days``."""
+    if not value:
+        out.notes.append("history_move: %s is %s, %s is not moved" % (key, value, table))
+        return None
+    if value < days:
+        out.warnings.append("%s (%s) is lower than history_db_days (%s); %s moves at %s days so no row leaves"
+                            " the main database before the console looks for it in the history database"
+                            % (key, value, days, table, days))
+        return (days, "history_db_days")
+    return (value, source)
+
+
+# -- SQL helpers ------------------------------------------------------------------------------
+def _q(name):
+    return "`%s`" % name.replace("`", "``")
+
+
+def table_columns(conn, table):
+    """Column names in table order (from the result metadata: no information_schema temporary table)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT * FROM %s LIMIT 0" % _q(table))
+        cur.fetchall()
+        return [col[0] for col in cur.description]
+
+
+def row_hash_sql(columns, alias=""):
+    """A 64-bit hash of every column of a row: two independent CRCs (CRC-32, CRC-32C) of its quoted text.
+
+    The quoted text (:func:`row_text_sql`) tells NULL from any value and keeps column boundaries.
+    """
+    text = row_text_sql(columns, alias)
+    return "((CRC32(%s) << 32) | CRC32C(%s))" % (text, text)
+
+
+def row_text_sql(columns, alias=""):
+    """The row as an SQL ``VALUES`` tuple, quoted by the server (``QUOTE(NULL)`` is ``NULL``).
+
+    Numbers come out in their shortest exact form, so the history server parses back the very same value; the
+    verification would catch it otherwise.
+    """
+    return "CONCAT('(', %s, ')')" % ", ',', ".join("QUOTE(%s%s)" % (alias, _q(c)) for c in columns)
+
+
+def _scalar(conn, sql, args=()):
+    with conn.cursor() as cur:
+        cur.execute(sql, args)
+        row = cur.fetchone()
+    return row[0] if row else None
+
+
+def _token(conn, token):
+    raw = _scalar(conn, "SELECT value FROM tconfig WHERE token = %s ORDER BY id_config LIMIT 1", (token,))
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise OperationFailed("tconfig token %s holds %r, not this collection's journal; delete the token if no"
+                              " move is interrupted" % (token, raw[:80]))
+
+
+def _set_token(cur, token, value):
+    """Inside the caller's transaction."""
+    cur.execute("DELETE FROM tconfig WHERE token = %s", (token,))
+    cur.execute("INSERT INTO tconfig (token, value) VALUES (%s, %s)", (token, json.dumps(value, sort_keys=True)))
+
+
+def _rollback(conn):
+    try:
+        conn.rollback()
+    except Exception:  # the connection may be gone; the server rolls back on its own
+        pass
+
+
+# -- one table --------------------------------------------------------------------------------
+class TableMove(object):
+    """The move of one table: ranges, blocks, resume; all SQL of the protocol."""
+
+    def __init__(self, ctx, spec, days, settings, hook=None):
+        self.ctx = ctx
+        self.spec = spec
+        self.days = days
+        self.settings = settings
+        self.main = ctx.conn
+        self.hist = ctx.history_conn
+        self.hook = hook
+        self.cutoff_epoch = ctx.now - days * DAY
+        self.cutoff = self.cutoff_epoch
+        if spec.kind == "datetime":
+            self.cutoff = str(_scalar(self.main, "SELECT FROM_UNIXTIME(%s)", (max(0, int(self.cutoff_epoch)),)))
+        self.columns = table_columns(self.main, spec.table)
+        self.children = []
+        self.moved = 0
+        self.child_rows = {}
+        self.blocks = 0
+        self.max_block = 0
+        self.resumed = None
+
+    # -- checks ---------------------------------------------------------------------------------
+    def check_schema(self, history_tables):
+        spec = self.spec
+        if self.table_missing(history_tables, spec.table):
+            return "table %s does not exist in the history database" % spec.table
+        hist_cols = table_columns(self.hist, spec.table)
+        if hist_cols != self.columns:
+            raise OperationFailed("history_move: table %s has different columns on the history database (%s) than on"
+                                  " the main database (%s); bring the history schema to the main one's version"
+                                  % (spec.table, ", ".join(hist_cols), ", ".join(self.columns)))
+        for child, fk in spec.children:
+            if child not in (self.ctx.tables or ()):
+                continue
+            if self.table_missing(history_tables, child):
+                raise OperationFailed("history_move: table %s (child rows of %s) is missing on the history database;"
+                                      " create it from pandoradb.sql" % (child, spec.table))
+            cols = table_columns(self.main, child)
+            if table_columns(self.hist, child) != cols:
+                raise OperationFailed("history_move: table %s has different columns on the history database"
+                                      % child)
+            self.children.append((child, fk, cols))
+        return None
+
+    @staticmethod
+    def table_missing(tables, table):
+        return tables is not None and table not in tables
+
+    # -- predicates -----------------------------------------------------------------------------
+    def age_sql(self, cutoff):
+        return "%s < %%s" % _q(self.spec.age), (cutoff,)
+
+    def pred(self, rng):
+        """(SQL, args) of a range; ``rng`` is the JSON-able dict stored in the journal."""
+        spec = self.spec
+        key = _q(spec.key)
+        if not spec.pk:
+            if rng.get("mlo") is None:
+                return "%s >= %%s AND %s < %%s" % (key, key), (rng["lo"], rng["hi"])
+            split = _q(spec.split)
+            sql, args = "%s = %%s AND %s >= %%s" % (key, split), [rng["lo"], rng["mlo"]]
+            if rng.get("mhi") is not None:
+                sql += " AND %s < %%s" % split
+                args.append(rng["mhi"])
+            return sql, tuple(args)
+        age, age_args = self.age_sql(rng["cutoff"])
+        sql, args = "%s >= %%s" % key, [rng["lo"]]
+        if rng.get("hi") is not None:
+            sql += " AND %s <= %%s" % key
+            args.append(rng["hi"])
+        return sql + " AND " + age, tuple(args) + age_args
+
+    def checksum(self, conn, table, columns, where, args, lock=False):
+        sql = "SELECT COUNT(*), COALESCE(SUM(%s), 0) FROM %s WHERE %s%s" % (
+            row_hash_sql(columns), _q(table), where, " FOR UPDATE" if lock else "")
+        with conn.cursor() as cur:
+            cur.execute(sql, args)
+            count, total = cur.fetchone()
+        return int(count), int(total)
+
+    def child_where(self, fk, where):
+        return "%s IN (SELECT %s FROM %s WHERE %s)" % (_q(fk), _q(self.spec.key), _q(self.spec.table), where)
+
+    # -- ranges ---------------------------------------------------------------------------------
+    def next_range(self, after=None):
+        """The next range to move on main, or None when nothing older than the cutoff is left."""
+        spec, step, key = self.spec, self.settings.step, _q(self.spec.key)
+        table = _q(spec.table)
+        if spec.pk:
+            age, age_args = self.age_sql(self.cutoff)
+            if after is None:
+                lo = _scalar(self.main, "SELECT MIN(%s) FROM %s WHERE %s" % (key, table, age), age_args)
+            else:
+                lo = _scalar(self.main, "SELECT MIN(%s) FROM %s WHERE %s > %%s AND %s" % (key, table, key, age),
+                             (after,) + age_args)
+            if lo is None:
+                return None
+            hi = _scalar(self.main, "SELECT %s FROM %s WHERE %s >= %%s AND %s ORDER BY %s LIMIT %d, 1"
+                         % (key, table, key, age, key, step - 1), (lo,) + age_args)
+            return {"lo": int(lo), "hi": int(hi) if hi is not None else None, "cutoff": self.cutoff}
+        lo = _scalar(self.main, "SELECT MIN(%s) FROM %s WHERE %s < %%s" % (key, table, key), (self.cutoff,))
+        if lo is None:
+            return None
+        lo = int(lo)
+        edge = _scalar(self.main, "SELECT %s FROM %s WHERE %s >= %%s AND %s < %%s ORDER BY %s LIMIT %d, 1"
+                       % (key, table, key, key, key, step), (lo, self.cutoff))
+        if edge is None:
+            return {"lo": lo, "hi": int(self.cutoff)}
+        if int(edge) > lo:
+            return {"lo": lo, "hi": int(edge)}
+        # One utimestamp holds more rows than the step: split that second by module.
+        split = _q(spec.split)
+        mlo = int(_scalar(self.main, "SELECT MIN(%s) FROM %s WHERE %s = %%s" % (split, table, key), (lo,)))
+        medge = _scalar(self.main, "SELECT %s FROM %s WHERE %s = %%s AND %s >= %%s ORDER BY %s LIMIT %d, 1"
+                        % (split, table, key, split, split, step), (lo, mlo))
+        if medge is None:
+            return {"lo": lo, "mlo": mlo, "mhi": None}
+        if int(medge) > mlo:
+            return {"lo": lo, "mlo": mlo, "mhi": int(medge)}
+        return {"lo": lo, "mlo": mlo, "mhi": mlo + 1}  # one (second, module) pair above the step: one block
+
+    # -- the protocol ---------------------------------------------------------------------------
+    def _point(self, name, count=0):
+        if self.hook is not None:
+            self.hook(self.spec.table, count, "history_move:" + name)
+
+    def _insert(self, cur, table, columns, texts):
+        """INSERT the server-quoted row tuples in statements of about INSERT_BYTES."""
+        head = "INSERT INTO %s (%s) VALUES " % (_q(table), ", ".join(_q(c) for c in columns))
+        batch, size = [], 0
+        for text in texts:
+            batch.append(text)
+            size += len(text) + 1
+            if size >= INSERT_BYTES:
+                cur.execute(head + ",".join(batch))
+                batch, size = [], 0
+        if batch:
+            cur.execute(head + ",".join(batch))
+
+    def _read(self, table, columns, where, args, key=None):
+        """Rows of a range, locked: ``(keys, texts, (count, checksum))``; the checksum is computed by the server."""
+        sql = "SELECT %s, %s, %s FROM %s WHERE %s FOR UPDATE" % (
+            _q(key) if key else "NULL", row_text_sql(columns), row_hash_sql(columns), _q(table), where)
+        keys, texts, total = [], [], 0
+        with self.main.cursor() as cur:
+            cur.execute(sql, args)
+            for row in cur.fetchall():
+                keys.append(row[0])
+                texts.append(row[1])
+                total += int(row[2])
+        return keys, texts, (len(texts), total)
+
+    def block(self, rng, number):
+        """Move one range (states A -> B -> C); returns the rows moved from main."""
+        spec = self.spec
+        where, args = self.pred(rng)
+        table = _q(spec.table)
+        try:
+            self.main.begin()
+            keys, texts, main_sum = self._read(spec.table, self.columns, where, args, spec.key if spec.pk else None)
+            if not texts:
+                self.main.rollback()
+                return 0
+            child_data = []
+            for child, fk, ccols in self.children:
+                cwhere = self.child_where(fk, where)
+                _k, ctexts, csum = self._read(child, ccols, cwhere, args)
+                child_data.append((child, fk, ccols, ctexts, csum))
+            self._point("locked", len(texts))
+            self.copy(rng, number, where, args, keys, texts, main_sum, child_data)
+            self._point("copied", len(texts))
+            with self.main.cursor() as cur:
+                deleted = cur.execute("DELETE FROM %s WHERE %s" % (table, where), args)
+                if deleted != main_sum[0]:
+                    raise OperationFailed("history_move: deleting range %s of %s removed %d rows instead of the %d"
+                                          " copied; rolled back" % (json.dumps(rng), spec.table, deleted,
+                                                                    main_sum[0]))
+                _set_token(cur, MOVED_TOKEN % spec.table, {"n": number})
+            self._point("deleted", deleted)
+            self.main.commit()
+        except Exception:
+            _rollback(self.main)
+            raise
+        self._point("committed", deleted)
+        self.account(deleted, child_data)
+        return deleted
+
+    def copy(self, rng, number, where, args, keys, texts, main_sum, child_data):
+        """Step 2: one history transaction; returns the history count of the range before the copy."""
+        spec = self.spec
+        try:
+            self.hist.begin()
+            with self.hist.cursor() as cur:
+                if spec.pk:
+                    for start in range(0, len(keys), ID_CHUNK):
+                        chunk = keys[start:start + ID_CHUNK]
+                        cur.execute("DELETE FROM %s WHERE %s IN (%s)" % (
+                            _q(spec.table), _q(spec.key), ", ".join(["%s"] * len(chunk))), chunk)
+                before = self.checksum(self.hist, spec.table, self.columns, where, args)
+                self._insert(cur, spec.table, self.columns, texts)
+                for child, fk, ccols, ctexts, _sum in child_data:
+                    self._insert(cur, child, ccols, ctexts)
+            after = self.checksum(self.hist, spec.table, self.columns, where, args)
+            delta = (after[0] - before[0], after[1] - before[1])
+            if delta != main_sum:
+                raise OperationFailed("history_move: verification failed for range %s of %s: main has %d rows"
+                                      " (checksum %d), the history copy %d (checksum %d); both sides rolled back,"
+                                      " nothing moved" % (json.dumps(rng), spec.table, main_sum[0], main_sum[1],
+                                                          delta[0], delta[1]))
+            children = {}
+            for child, fk, ccols, ctexts, csum in child_data:
+                hsum = self.checksum(self.hist, child, ccols, self.child_where(fk, where), args)
+                if hsum != csum:
+                    raise OperationFailed("history_move: verification failed for the %s rows of range %s of %s;"
+                                          " both sides rolled back" % (child, json.dumps(rng), spec.table))
+                children[child] = list(csum)
+            journal = {"n": number, "range": rng, "count": main_sum[0], "sum": str(main_sum[1]),
+                       "before": before[0], "children": children}
+            with self.hist.cursor() as cur:
+                _set_token(cur, COPIED_TOKEN % spec.table, journal)
+            self._point("verified", main_sum[0])
+            self.hist.commit()
+        except Exception:
+            _rollback(self.hist)
+            raise
+        return before[0]
+
+    def account(self, deleted, child_data):
+        self.moved += deleted
+        self.blocks += 1
+        self.max_block = max(self.max_block, deleted)
+        for child, _fk, _cols, _texts, csum in child_data:
+            self.child_rows[child] = self.child_rows.get(child, 0) + csum[0]
+        note = getattr(self.ctx, "note_rows", None)
+        if note is not None:
+            note(deleted)
+
+    # -- resume ---------------------------------------------------------------------------------
+    def journals(self):
+        copied = _token(self.hist, COPIED_TOKEN % self.spec.table) or {}
+        moved = _token(self.main, MOVED_TOKEN % self.spec.table) or {}
+        return copied, moved
+
+    def pending(self):
+        """The journal of a range in state B, or None."""
+        copied, moved = self.journals()
+        if copied and not copied.get("aborted") and int(copied["n"]) > int(moved.get("n", 0)):
+            return copied
+        return None
+
+    def next_number(self):
+        copied, moved = self.journals()
+        return max(int(copied.get("n", 0)), int(moved.get("n", 0))) + 1
+
+    def resume(self):
+        """Bring a range left in state B to C (or back to A); returns the rows moved from main."""
+        journal = self.pending()
+        if journal is None:
+            return 0
+        spec, rng, number = self.spec, journal["range"], int(journal["n"])
+        self.resumed = {"n": number, "range": rng}
+        self.ctx.log(SOURCE, "Resuming the interrupted move of %s range %s." % (spec.table, json.dumps(rng)))
+        where, args = self.pred(rng)
+        expected = (int(journal["count"]), int(journal["sum"]))
+        try:
+            self.main.begin()
+            got = self.checksum(self.main, spec.table, self.columns, where, args, lock=True)
+            same = got == expected
+            for child, fk, ccols in self.children:
+                csum = self.checksum(self.main, child, ccols, self.child_where(fk, where), args, lock=True)
+                if list(csum) != list(journal.get("children", {}).get(child, [0, 0])):
+                    same = False
+            if same or got[0] == 0:
+                with self.main.cursor() as cur:
+                    deleted = cur.execute("DELETE FROM %s WHERE %s" % (_q(spec.table), where), args) if same else 0
+                    _set_token(cur, MOVED_TOKEN % spec.table, {"n": number})
+                self.main.commit()
+                if same:
+                    self.account(deleted, [])
+                    for child, count in journal.get("children", {}).items():
+                        self.child_rows[child] = self.child_rows.get(child, 0) + int(count[0])
+                return deleted
+            self.main.rollback()
+        except Exception:
+            _rollback(self.main)
+            raise
+        # Rows entered the range on main after the interrupted run: the copy no longer matches.
+        if spec.pk:
+            self.ctx.log(SOURCE, "  %s range %s changed on main since; copying it again."
+                         % (spec.table, json.dumps(rng)))
+            return self.block(rng, self.next_number())
+        if int(journal.get("before", 1)) != 0:
+            raise OperationFailed(
+                "history_move: range %s of %s is on both databases after an interrupted run and the main database"
+                " got new rows in it since; the history database already held rows in that range, so the copy"
+                " cannot be told apart from them. Nothing was changed; compare the range on both sides and delete"
+                " the duplicates from one, then remove the tconfig token %s of the history database"
+                % (json.dumps(rng), spec.table, COPIED_TOKEN % spec.table))
+        self.undo(journal, where, args, expected)
+        return 0
+
+    def undo(self, journal, where, args, expected):
+        """State B -> A for a table without a key: the history range holds exactly the copy."""
+        spec = self.spec
+        try:
+            self.hist.begin()
+            got = self.checksum(self.hist, spec.table, self.columns, where, args, lock=True)
+            if got != expected:
+                raise OperationFailed("history_move: cannot undo the interrupted copy of range %s of %s: the history"
+                                      " range no longer matches the journal; nothing was changed"
+                                      % (json.dumps(journal["range"]), spec.table))
+            with self.hist.cursor() as cur:
+                cur.execute("DELETE FROM %s WHERE %s" % (_q(spec.table), where), args)
+                done = dict(journal, aborted=True)
+                _set_token(cur, COPIED_TOKEN % spec.table, done)
+            self.hist.commit()
+        except Exception:
+            _rollback(self.hist)
+            raise
+        self.ctx.log(SOURCE, "  %s range %s changed on main since; the copy was undone, moving it again."
+                     % (spec.table, json.dumps(journal["range"])))
+
+    # -- the walk -------------------------------------------------------------------------------
+    def run(self):
+        moved = self.resume()
+        number = self.next_number()
+        after = None
+        while True:
+            rng = self.next_range(after)
+            if rng is None:
+                break
+            if moved or self.blocks:
+                self.ctx.check_time()
+                if self.settings.delay:
+                    time.sleep(self.settings.delay)
+            moved += self.block(rng, number)
+            number += 1
+            if self.spec.pk:
+                after = rng["hi"] if rng.get("hi") is not None else None
+                if after is None:
+                    break
+        return moved
+
+    def count_left(self, executor=None):
+        """Rows older than the cutoff on main (check mode: minus what earlier steps would delete)."""
+        age, age_args = self.age_sql(self.cutoff)
+        ex = executor or BatchExecutor(self.ctx, self.main, SOURCE)
+        return ex.count(_q(self.spec.table), age, age_args)
+
+    def lag(self):
+        """Age in seconds of the oldest row on main that should have moved (0 when none)."""
+        age, age_args = self.age_sql(self.cutoff)
+        col = _q(self.spec.age)
+        expr = "UNIX_TIMESTAMP(MIN(%s))" % col if self.spec.kind == "datetime" else "MIN(%s)" % col
+        oldest = _scalar(self.main, "SELECT %s FROM %s WHERE %s" % (expr, _q(self.spec.table), age), age_args)
+        return 0 if oldest is None else max(0, int(self.ctx.now - int(oldest)))
+
+
+# -- the step ---------------------------------------------------------------------------------
+class HistoryMoveStep(object):
+    """Step ``history_move`` of the maintenance run (see the module docstring)."""
+
+    name = "history_move"
+    group = "history_move"
+    source = SOURCE
+    table = None
+    database = "main"
+
+    def __init__(self, settings):
+        self.settings = settings
+
+    def plan(self, ctx):
+        return self.work(ctx, True)
+
+    def run(self, ctx):
+        return self.work(ctx, False)
+
+    def _skipped(self, ctx, reason, table=None):
+        ctx.log(SOURCE, "Moving old data to the history database. Skipped: %s." % reason)
+        return StepResult(self.name, table, skipped_reason=reason)
+
+    def work(self, ctx, check):
+        settings = self.settings
+        if not settings.enabled:
+            return [self._skipped(ctx, settings.skip_reason)]
+        if ctx.history_conn is None:
+            return [self._skipped(ctx, "no history database connection")]
+        for text in settings.notes:
+            if text not in ctx.notes:
+                ctx.note(text)
+        for text in settings.warnings:
+            if text not in ctx.warnings:
+                ctx.warn(text)
+        with ctx.history_conn.cursor() as cur:
+            cur.execute("SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION'")
+        hook = getattr(ctx, "statement_hook", None)
+        out = []
+        for spec in TABLES:
+            entry = settings.days.get(spec.table)
+            if entry is None:
+                reason = ("history_%s_enabled is not 1" % spec.days if spec.days in ("event", "trap")
+                          else "its days are 0")
+                out.append(StepResult(self.name, spec.table, skipped_reason=reason))
+                continue
+            if ctx.tables is not None and spec.table not in ctx.tables:
+                out.append(StepResult(self.name, spec.table, skipped_reason="table %s does not exist" % spec.table))
+                continue
+            days, source = entry
+            started = time.time()
+            mover = TableMove(ctx, spec, days, settings, hook)
+            missing = mover.check_schema(ctx.history_tables)
+            threshold = {"key": {"data": "history_db_days", "string": "history_db_string_days",
+                                 "event": "history_event_days", "trap": "history_trap_days"}[spec.days],
+                         "value": days, "unit": "days", "source": source, "cutoff": mover.cutoff_epoch}
+            if missing:
+                out.append(StepResult(self.name, spec.table, skipped_reason=missing, threshold=threshold))
+                continue
+            details = {"action": "move", "step": settings.step, "delay": settings.delay}
+            if check:
+                rows = mover.count_left()
+                pending = mover.pending()
+                details.update(blocks=-(-rows // settings.step), lag_seconds=mover.lag(),
+                               pending_range=pending["range"] if pending else None)
+                ctx.log(SOURCE, "  check mode: %d rows of %s would move to the history database" % (rows, spec.table))
+            else:
+                ctx.log(SOURCE, "Moving data older than %s days from %s to the history database."
+                        % (days, spec.table))
+                rows = mover.run()
+                details.update(blocks=mover.blocks, max_block_rows=mover.max_block, lag_seconds=mover.lag(),
+                               resumed_range=mover.resumed["range"] if mover.resumed else None)
+                if mover.child_rows:
+                    details["child_rows"] = dict(mover.child_rows)
+                seconds = time.time() - started
+                details["rows_per_second"] = round(rows / seconds, 1) if seconds > 0 else None
+                ctx.log(SOURCE, "  %d rows of %s moved in %d blocks." % (rows, spec.table, mover.blocks))
+            out.append(StepResult(self.name, spec.table, rows=rows, seconds=time.time() - started,
+                                  threshold=threshold, details=details))
+        return out
