@@ -38,7 +38,7 @@ from ansible_collections.pandorafms.server.plugins.module_utils._context import 
 from ansible_collections.pandorafms.server.plugins.module_utils._errors import (
     ConfigError, LockBusy, OperationFailed, PandoraError, PreconditionFailed, database_error_hint)
 from ansible_collections.pandorafms.server.plugins.module_utils._history_move import (
-    HistoryMoveStep, resolve_move_settings)
+    MOVE_OPTIONS, HistoryMoveStep, resolve_move_settings)
 from ansible_collections.pandorafms.server.plugins.module_utils._history_purge import (
     history_purge_steps, same_database, write_history_tokens)
 from ansible_collections.pandorafms.server.plugins.module_utils._lock import MaintenanceLock
@@ -218,7 +218,8 @@ def validate_options(steps, options, batch_size=None, batch_sleep=0.0, max_runti
     compaction settings) run in :meth:`MaintenanceRun.validate_database`, also before any step.
     """
     out = {"steps": normalise_steps(steps)}
-    unknown = [key for key in (options or {}) if key not in THRESHOLD_KEYS and key not in _COMPACT_KEYS]
+    known = THRESHOLD_KEYS + _COMPACT_KEYS + MOVE_OPTIONS + _PARTITION_KEYS
+    unknown = [key for key in (options or {}) if key not in known]
     if unknown:
         raise ConfigError("unknown threshold option(s): %s" % ", ".join(sorted(unknown)))
     out["batch_size"] = _bounded(batch_size, "batch_size", 1, MAX_BATCH_SIZE,
@@ -247,6 +248,8 @@ def validate_options(steps, options, batch_size=None, batch_sleep=0.0, max_runti
     return out
 
 
+# The option of the purge of partitioned tables (_partitions.py).
+_PARTITION_KEYS = ("partition_purge_exact",)
 _COMPACT_KEYS = ("days_compact", "step_compact", "compact_row_budget", "compact_chunk_rows",
                  "history_days_compact", "history_step_compact")
 

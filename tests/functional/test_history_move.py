@@ -185,9 +185,10 @@ def test_module_options_check_then_real(pandora_db, history_db, playbook):
     link(pandora_db, history_db, days=300, step=5, history_db_pass="wrong")
     seed(pandora_db, data=200, strings=20, events=10, traps=10, big_second=5)
     original = original_of(pandora_db)
-    args = dict(pandora_db.login(), now=NOW, require_master=False, steps=["history_move"], history_db_days=30,
+    args = dict(pandora_db.login(), require_master=False, steps=["history_move"], history_db_days=30,
                 history_db_step=100, history_db_delay=0, history_login_password=ROOT_PASSWORD)
-    task = {"pandorafms.server.pandora_db_maintain": args, "register": "out"}
+    env = {"PANDORAFMS_SERVER_TEST_NOW": str(NOW)}
+    task = {"pandorafms.server.pandora_db_maintain": args, "register": "out", "environment": env}
     check = playbook.run([task], check=True, expect_rc=0).last
     assert check["changed"] is True and moved(check)["tagente_datos"] > 0
     assert rows(history_db, "tagente_datos") == original_of(history_db)["tagente_datos"] == {}
@@ -199,5 +200,6 @@ def test_module_options_check_then_real(pandora_db, history_db, playbook):
     again = playbook.run([task], expect_rc=0).last
     assert again["changed"] is False
     assert ROOT_PASSWORD not in json.dumps(real) + json.dumps(check)
-    bad = playbook.run([{"pandorafms.server.pandora_db_maintain": dict(args, history_db_step=500000)}]).last
+    bad = playbook.run([{"pandorafms.server.pandora_db_maintain": dict(args, history_db_step=500000),
+                         "environment": env}]).last
     assert bad["failed"] is True and "history_db_step" in bad["msg"]
