@@ -92,7 +92,7 @@ __metaclass__ = type
 import json
 import time
 
-from ansible_collections.pandorafms.server.plugins.module_utils._batch import BatchExecutor
+from ansible_collections.pandorafms.server.plugins.module_utils._batch import BatchExecutor, simulation
 from ansible_collections.pandorafms.server.plugins.module_utils._context import DAY, StepResult
 from ansible_collections.pandorafms.server.plugins.module_utils._errors import ConfigError, OperationFailed
 from ansible_collections.pandorafms.server.plugins.module_utils._tconfig import parse_number
@@ -619,7 +619,8 @@ class TableMove(object):
         """Rows older than the cutoff on main (check mode: minus what earlier steps would delete)."""
         age, age_args = self.age_sql(self.cutoff)
         ex = executor or BatchExecutor(self.ctx, self.main, SOURCE)
-        return ex.count(_q(self.spec.table), age, age_args)
+        # The table by its plain name: that is how the earlier steps' simulated deletes are keyed.
+        return ex.count(self.spec.table, age, age_args)
 
     def lag(self):
         """Age in seconds of the oldest row on main that should have moved (0 when none)."""
@@ -707,6 +708,27 @@ class HistoryMoveStep(object):
                 seconds = time.time() - started
                 details["rows_per_second"] = round(rows / seconds, 1) if seconds > 0 else None
                 ctx.log(SOURCE, "  %d rows of %s moved in %d blocks." % (rows, spec.table, mover.blocks))
+            self._moved_before(ctx, mover, check)
             out.append(StepResult(self.name, spec.table, rows=rows, seconds=time.time() - started,
                                   threshold=threshold, details=details))
+        if check and any(r.rows for r in out):
+            ctx.note("check mode: the history database's compaction and purge are predicted without the rows this"
+                     " run would move there (they are not there yet)")
         return out
+
+    @staticmethod
+    def _moved_before(ctx, mover, check):
+        """What later steps must know: rows older than the cutoff have left the main database.
+
+        The compaction of the main database starts at the first window after the cutoff (a mean stamped
+        before it would be moved by the next run, so a rerun would not be a no-op); in check mode, later
+        counts exclude the rows that would have moved.
+        """
+        table = mover.spec.table
+        purged = getattr(ctx, "purged_before", None)
+        if purged is not None and mover.spec.kind != "datetime":
+            purged[("main", table)] = max(purged.get(("main", table)) or 0, mover.cutoff_epoch)
+        sim = simulation(ctx) if check else None
+        if sim is not None:
+            age, age_args = mover.age_sql(mover.cutoff)
+            sim.add_gone(table, "%s.%s" % (table, age), age_args)

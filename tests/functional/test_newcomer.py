@@ -15,7 +15,7 @@ VENV_BIN = os.path.dirname(sys.executable)
 def _demo(tmp_path):
     out = tmp_path / "demo"
     proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "demo.py"), "--days", "12", "--agents", "4",
-                           "--days-compact", "5", "--output", str(out)],
+                           "--days-compact", "5", "--history-days", "8", "--output", str(out)],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, cwd=REPO,
                           check=False, timeout=300)
     assert proc.returncode == 0, proc.stdout[-4000:]
@@ -25,7 +25,7 @@ def _demo(tmp_path):
 def test_demo_shows_compaction_real_counts_and_kept_files(tmp_path):
     text, out = _demo(tmp_path)
     # Compaction is on and shown, with the picture it drew.
-    match = re.search(r"Compaction \(days_compact=5\): (\d+) raw tagente_datos rows .* averaged into (\d+) means", text)
+    match = re.search(r"Compaction \(days_compact=5\): (\d+) raw tagente_datos rows .* averaged\ninto (\d+) means", text)
     assert match, text
     raw, means = int(match.group(1)), int(match.group(2))
     assert raw > means > 0
@@ -40,13 +40,24 @@ def test_demo_shows_compaction_real_counts_and_kept_files(tmp_path):
     assert all(after - before == delta for before, after, delta in counted.values())
     total = int(re.search(r"Counted in the database: (\d+) fewer rows in all", text).group(1))
     assert total == -sum(delta for dummy, dummy2, delta in counted.values())
-    assert "check mode predicted the same: yes" in text
+    assert re.search(r"check mode.s diff predicted the same for the \d+ tables it covers: yes", text)
+    # Both servers: the move took the rows older than history_db_days to the history database.
+    both = dict((m.group(1), [int(m.group(i)) for i in range(2, 7)]) for m in re.finditer(
+        r"^  (tagente_datos\w*|tevento|ttrap) +(\d+) -> +(\d+) +(\d+) -> +(\d+) +([+-]\d+)$", text, re.M))
+    assert set(both) == {"tagente_datos", "tagente_datos_string", "tevento", "ttrap"}, text
+    for main_before, main_after, hist_before, hist_after, together in both.values():
+        assert hist_before == 0 and hist_after > 0 and main_after < main_before
+        assert main_after + hist_after - main_before - hist_before == together
+    moved = dict((m.group(1), int(m.group(2))) for m in re.finditer(r"(\w+) (\d+)", re.search(
+        r"The move's own count: (.*)\.", text).group(1)))
+    assert moved["tevento"] == both["tevento"][3] and moved["ttrap"] == both["ttrap"][3]
+    assert "Second real run: changed=False, 0 rows." in text
     # Every file the demo names is still there when it has finished.
     for name in ("compaction.png", "pandora_db.log", "check.json", "run.json"):
         assert (out / name).is_file(), name
     assert re.search(r"all of it in (\S+)\)", text).group(1).endswith("pandora_db.log")
     # Long step lists are wrapped, one reason per skipped line.
-    assert max(len(line) for line in text.splitlines() if not line.startswith("  Pandora")) <= 120
+    assert max(len(line) for line in text.splitlines() if str(out) not in line and "/tmp/" not in line) <= 120
     assert re.search(r"^  - \w+.*: .+$", text, re.M)
 
 
