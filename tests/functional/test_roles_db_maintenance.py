@@ -177,8 +177,8 @@ def test_collection_method_runs_the_engine_logs_and_skips_on_a_non_master(playbo
     assert mode(cron) == 0o755 and mode(values["db_maintenance_cli_path"]) == 0o755
     options_file = os.path.join(values["db_maintenance_options_dir"], "db_maintenance.json")
     assert mode(options_file) == 0o600 and mode(values["db_maintenance_options_dir"]) == 0o700
-    assert command_lines(cron) == ['"%s" "%s" --config "%s"' % (sys.executable, values["db_maintenance_cli_path"],
-                                                               options_file)]
+    job_line = '"%s" "%s" --config "%s"' % (sys.executable, values["db_maintenance_cli_path"], options_file)
+    assert command_lines(cron) == [job_line]
     options = json.load(open(options_file))
     assert options["params"] == {"pandora_server_conf": str(conf), "log_file": values["db_maintenance_log_file"],
                                  "require_master": True}
