@@ -128,13 +128,12 @@ class Job(object):
 
     prog = "pandora-job"
     default_config = None
+    # The connection settings once built (or None): the caller masks the password the engine read from a
+    # configuration file, on success and on failure.
+    settings = None
 
     def run(self, params, check_mode):
-        """Run the engine; return ``(result, settings)``; raise PandoraError on failure.
-
-        ``settings`` (the connection settings, or None) lets the caller mask the
-        password the engine read from a configuration file.
-        """
+        """Run the engine and return its result; raise PandoraError on failure."""
         raise NotImplementedError
 
     def summary(self, result, check_mode):
@@ -166,11 +165,11 @@ class MaintenanceJob(Job):
         from ansible_collections.pandorafms.server.plugins.module_utils._maintain import (
             options_from_params, run_maintenance)
         from ansible_collections.pandorafms.server.plugins.module_utils._module_args import settings_from_params
-        settings, server_values = settings_from_params(params)
+        self.settings, server_values = settings_from_params(params)
         self.servername = params.get("servername") or (server_values or {}).get("servername")
-        result = run_maintenance(settings, server_values, check_mode=check_mode, **options_from_params(params))
+        result = run_maintenance(self.settings, server_values, check_mode=check_mode, **options_from_params(params))
         self.servername = result.get("server", {}).get("servername") or self.servername
-        return result, settings
+        return result
 
     def summary(self, result, check_mode):
         mode = "check mode, nothing changed: " if check_mode else ""
@@ -193,7 +192,36 @@ class MaintenanceJob(Job):
         return "%s - %s pandora_db: %s" % (time.strftime("%Y-%m-%d %H:%M:%S"), self.servername, text)
 
 
-JOBS = {"db_maintenance": MaintenanceJob}
+class BackupJob(Job):
+    """``pandora-backup``: pandorafms.server.pandora_backup's engine, on the schedule (the backup role)."""
+
+    prog = "pandora-backup"
+    default_config = "/etc/pandorafms-server/backup.json"
+    # The module's defaults for the options the options file may leave out.
+    PARAM_DEFAULTS = {"config_file": "~/.my.cnf", "connect_timeout": 30,
+                      "console_path": "/var/www/html/pandora_console"}
+    # As in the module: any of these means "log in as told" instead of reading the console's config.php.
+    LOGIN_KEYS = ("login_host", "login_port", "login_user", "login_password", "login_unix_socket", "login_db",
+                  "pandora_server_conf")
+    BACKUP_OPTIONS = ("dest", "console_path", "config_dir", "spool_dir", "include_db", "include_files", "keep",
+                      "compression", "tmp_dir", "config_file", "pandora_server_conf", "ha_hosts_file")
+
+    def run(self, params, check_mode):
+        from ansible_collections.pandorafms.server.plugins.module_utils._backup import run_backup
+        from ansible_collections.pandorafms.server.plugins.module_utils._module_args import settings_from_params
+        params = dict(self.PARAM_DEFAULTS, **params)
+        if any(params.get(key) is not None for key in self.LOGIN_KEYS):
+            # None lets the engine read the credentials from the console's config.php, as pandora_backup.sh does.
+            self.settings = settings_from_params(params)[0]
+        options = dict((k, params[k]) for k in self.BACKUP_OPTIONS if k in params)
+        return run_backup(self.settings, check_mode=check_mode, **options)
+
+    def summary(self, result, check_mode):
+        return "%s archive=%s size=%s seconds=%s" % ("CHECK" if check_mode else "OK", result.get("archive"),
+                                                    result.get("size"), result.get("seconds"))
+
+
+JOBS = {"db_maintenance": MaintenanceJob, "backup": BackupJob}
 
 
 def run_job(job, config_path, check_mode):
@@ -202,11 +230,10 @@ def run_job(job, config_path, check_mode):
     params = dict((k, v) for k, v in data["params"].items() if v is not None)
     secrets = secrets_of(params)
     log_file = data.get("log_file")
-    settings = None
     try:
         with OverlapLock(data.get("lock_file"), job.prog):
             try:
-                result, settings = job.run(params, check_mode)
+                result = job.run(params, check_mode)
             except LockBusy as exc:
                 raise JobFailure(str(exc), EX_TEMPFAIL)
             except PandoraError as exc:
@@ -214,13 +241,13 @@ def run_job(job, config_path, check_mode):
             except Exception as exc:  # a bug, not a user error: say so, still without secrets
                 raise JobFailure("unexpected %s: %s" % (type(exc).__name__, exc))
     except JobFailure as exc:
-        if settings is not None and settings.password:
-            secrets.append(settings.password)
+        if job.settings is not None and job.settings.password:
+            secrets.append(job.settings.password)
         msg = redact(exc, secrets)
         append_line(log_file, job.log_line("FAILED: %s" % msg, params))
         raise JobFailure(msg, exc.status)
-    if settings is not None and settings.password:
-        secrets.append(settings.password)
+    if job.settings is not None and job.settings.password:
+        secrets.append(job.settings.password)
     append_line(log_file, redact(job.log_line(job.summary(result, check_mode), params), secrets))
     return result
 

@@ -53,7 +53,7 @@ class FakeJob(_job.MaintenanceJob):
         self.servername = params.get("servername")
         if isinstance(self.outcome, Exception):
             raise self.outcome
-        return self.outcome, None
+        return self.outcome
 
 
 def run(tmp_path, outcome, check_mode=False, **extra):
