@@ -217,8 +217,8 @@ class BackupJob(Job):
         return run_backup(self.settings, check_mode=check_mode, **options)
 
     def summary(self, result, check_mode):
-        return "%s archive=%s size=%s seconds=%s" % ("CHECK" if check_mode else "OK", result.get("archive"),
-                                                    result.get("size"), result.get("seconds"))
+        return "%s archive=%s size=%s seconds=%s" % (
+            "CHECK" if check_mode else "OK", result.get("archive"), result.get("size"), result.get("seconds"))
 
 
 JOBS = {"db_maintenance": MaintenanceJob, "backup": BackupJob}
