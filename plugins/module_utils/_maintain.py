@@ -918,3 +918,35 @@ def _predict_cascades(conn, sim, marks, cascades, explicit):
 def run_maintenance(settings, server_values=None, **options):
     """Run one maintenance; see :class:`MaintenanceRun` for the options."""
     return MaintenanceRun(settings, server_values, **options).run()
+
+
+# Options of the compaction step, passed on as they are (the engine validates them).
+COMPACT_OPTIONS = _COMPACT_KEYS
+# The option of the purge of partitioned tables (_partitions.py).
+PARTITION_OPTIONS = _PARTITION_KEYS
+
+
+def options_from_params(params):
+    """:func:`run_maintenance`'s keyword arguments from pandora_db_maintain's options.
+
+    Used by the module and by the scheduled job of the db_maintenance role (which
+    reads the same options from its options file), so both run the same way.  An
+    option that is missing or ``None`` takes the module's default.
+    """
+    get = params.get
+    return dict(
+        steps=get("steps"),
+        thresholds=dict((key, get(key)) for key in THRESHOLD_KEYS),
+        extra_options=dict((key, get(key)) for key in COMPACT_OPTIONS + PARTITION_OPTIONS + MOVE_OPTIONS),
+        batch_size=get("batch_size"),
+        batch_sleep=get("batch_sleep") if get("batch_sleep") is not None else 0.0,
+        max_runtime=get("max_runtime"),
+        lock_timeout=get("lock_timeout") if get("lock_timeout") is not None else 0,
+        require_master=get("require_master") if get("require_master") is not None else True,
+        servername=get("servername"),
+        incomingdir=get("incomingdir"),
+        log_file=get("log_file"),
+        history=dict(host=get("history_login_host"), port=get("history_login_port"),
+                     user=get("history_login_user"), password=get("history_login_password"),
+                     db=get("history_login_db")),
+        now=get("now"))

@@ -570,16 +570,11 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pandorafms.server.plugins.module_utils._errors import PandoraError
 from ansible_collections.pandorafms.server.plugins.module_utils._history_move import MOVE_OPTIONS
-from ansible_collections.pandorafms.server.plugins.module_utils._maintain import STEP_CHOICES, run_maintenance
+from ansible_collections.pandorafms.server.plugins.module_utils._maintain import (
+    COMPACT_OPTIONS, PARTITION_OPTIONS, STEP_CHOICES, options_from_params, run_maintenance)
 from ansible_collections.pandorafms.server.plugins.module_utils._module_args import (
     connection_argument_spec, fail_from_error, settings_from_params, test_now)
 from ansible_collections.pandorafms.server.plugins.module_utils._purge import THRESHOLD_KEYS
-
-# Options passed to the compaction step as they are (the engine validates them).
-COMPACT_OPTIONS = ("days_compact", "step_compact", "compact_row_budget", "compact_chunk_rows",
-                   "history_days_compact", "history_step_compact")
-# Options of the purge of partitioned tables (_partitions.py).
-PARTITION_OPTIONS = ("partition_purge_exact",)
 
 
 def argument_spec():
@@ -616,17 +611,9 @@ def main():
     settings = None
     try:
         settings, server_values = settings_from_params(params)
-        result = run_maintenance(
-            settings, server_values, steps=params["steps"], check_mode=module.check_mode, diff=module._diff,
-            thresholds=dict((key, params[key]) for key in THRESHOLD_KEYS),
-            extra_options=dict((key, params[key]) for key in COMPACT_OPTIONS + PARTITION_OPTIONS + MOVE_OPTIONS),
-            batch_size=params["batch_size"], batch_sleep=params["batch_sleep"], max_runtime=params["max_runtime"],
-            lock_timeout=params["lock_timeout"], require_master=params["require_master"],
-            servername=params["servername"], incomingdir=params["incomingdir"], log_file=params["log_file"],
-            history=dict(host=params["history_login_host"], port=params["history_login_port"],
-                         user=params["history_login_user"], password=params["history_login_password"],
-                         db=params["history_login_db"]),
-            now=test_now(module))
+        # The same mapping serves the db_maintenance role's scheduled job (module_utils/_job.py).
+        result = run_maintenance(settings, server_values, check_mode=module.check_mode, diff=module._diff,
+                                 **dict(options_from_params(params), now=test_now(module)))
     except PandoraError as exc:
         partial = dict((key, exc.details[key]) for key in ("steps", "log") if key in exc.details)
         fail_from_error(module, exc, settings, **partial)
