@@ -39,6 +39,7 @@ HOUR = 3600
 SEVERITIES = ("ok", "warning", "critical")
 BIG_TABLES = ("tagente_datos", "tagente_datos_string", "tagente_datos_inc", "tevento", "ttrap", "tsesion",
               "tagente_estado", "tagente_modulo")
+STOCK_TOOLS = ("pandora_db.pl", "pandora_db")
 RUN_PARTS_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 VERSION_RE = re.compile(r"(\d+\.\d+NG(?:\.\d+)*)")
 BUILD_RE = re.compile(r"Build\s*:?\s*(\d+)", re.I)
@@ -384,7 +385,10 @@ def cron_report(path, server_binary=None, perl="perl"):
     tool, conf = _cron_tool(text)
     out["tool"], out["config"] = tool, conf
     out["tool_exists"] = bool(tool and os.path.exists(tool))
-    if out["tool_exists"]:
+    # Only upstream's tool prints its banner when run without arguments; anything else (this collection's
+    # scheduled job, say) might do its work when run, and this report never changes anything.
+    out["tool_kind"] = "stock" if tool and os.path.basename(tool) in STOCK_TOOLS else "other"
+    if out["tool_exists"] and out["tool_kind"] == "stock":
         command = [perl, tool] if tool.endswith(".pl") else [tool]
         out["tool_version"] = tool_version(command)
     if server_binary and os.path.exists(server_binary):

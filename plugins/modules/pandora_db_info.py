@@ -96,12 +96,14 @@ options:
     type: path
     default: /usr/bin/pandora_server
   timer_files:
-    description: Files of this collection's own scheduled maintenance; reported as installed when one exists.
+    description:
+      - Files of this collection's own scheduled maintenance (role C(pandorafms.server.db_maintenance) with
+        C(db_maintenance_method=collection)); reported as installed when one exists.
     type: list
     elements: path
     default:
       - /etc/systemd/system/pandorafms-db-maintenance.timer
-      - /etc/cron.d/pandorafms-db-maintenance
+      - /usr/local/sbin/pandora-db-maintain
   backup_dir:
     description: Directory of the backup archives (C(pandorafms_backup_*.tar.gz)); the newest one's age is reported.
     type: path
@@ -259,7 +261,7 @@ def argument_spec():
         cron_file=dict(type="path", default="/etc/cron.hourly/pandora_db"),
         server_binary=dict(type="path", default="/usr/bin/pandora_server"),
         timer_files=dict(type="list", elements="path", default=[
-            "/etc/systemd/system/pandorafms-db-maintenance.timer", "/etc/cron.d/pandorafms-db-maintenance"]),
+            "/etc/systemd/system/pandorafms-db-maintenance.timer", "/usr/local/sbin/pandora-db-maintain"]),
         backup_dir=dict(type="path"),
         verify_backup=dict(type="bool", default=False),
         count_timeout=dict(type="float", default=0.25),
