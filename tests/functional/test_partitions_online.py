@@ -234,7 +234,7 @@ def test_conversion_survives_server_crashes(tmp_path):
     try:
         schema.load_fixture(server, "crashdb")
         db = Database(server, "crashdb")
-        seed(db, rows=30000)
+        seed(db, rows=90000)   # enough for three crashes mid-copy, even on a quiet machine
         before = multiset(db)
         writer = Writer(server, db.name, seed=7, insert_only=True)
         writer.start()
@@ -247,7 +247,7 @@ def test_conversion_survives_server_crashes(tmp_path):
                 deadline = time.time() + 30
                 while copied_so_far(db) <= copied and time.time() < deadline:  # this run is copying now
                     time.sleep(0.05)
-                time.sleep(rng.uniform(0.0, 0.4))
+                time.sleep(rng.uniform(0.0, 0.1))
                 os.kill(server.proc.pid, signal.SIGKILL)  # a crash of mariadbd in the middle of the conversion
                 server.proc.wait(30)
                 server.proc = None
