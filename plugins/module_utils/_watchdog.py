@@ -17,7 +17,8 @@ Every ``interval`` seconds it reads the server's state from its pid file and
    the server stays down, standby left as soon as the server runs again;
 3. flap protection: at most ``max_restarts`` restarts within ``window``
    seconds.  A server that dies right after each start is alerted on
-   (reason ``flapping``) and left alone, not restarted forever.
+   (reason ``flapping``) and left alone, not restarted forever.  Someone
+   starting the server again ends the standby and gives a new budget.
 
 The failure count is the number of times the server was found down since it
 last ran for a whole ``window`` without dying.
@@ -130,7 +131,9 @@ class Watchdog(object):
                 self.log("the server ran for %d s without failing; failure count reset" % self.s.window)
                 self.failures = 0
             if self.standby:
-                self.log("the server runs again (pid %s); leaving standby" % server["pid"])
+                self.log("the server runs again (pid %s); leaving standby with a new restart budget"
+                         % server["pid"])
+                self.restarts = []
                 self.standby = False
                 self.standby_reason = None
                 self.alerts = 0

@@ -49,12 +49,12 @@ def alert(tmp_path):
     return str(path), alerts
 
 
-def make_dog(fake, alert_path, log, **extra):
+def make_dog(fake, alert_path, log, clock=None, **extra):
     values = dict(interval=0.2, restart_timeout=3, max_restarts=3, window=60, realert_interval=60,
                   alert_command=alert_path, alert_timeout=10, log_lines=5, hostname="pandora1",
                   service=fake.service_settings())
     values.update(extra)
-    return _watchdog.Watchdog(_watchdog.WatchdogSettings(**values), log=log.append)
+    return _watchdog.Watchdog(_watchdog.WatchdogSettings(**values), log=log.append, clock=clock)
 
 
 def server_pid(fake):
@@ -135,13 +135,15 @@ def test_flap_budget_stops_restarts(fake, alert):
 
 def test_budget_window_forgets_old_restarts(fake, alert):
     log = []
-    dog = make_dog(fake, alert[0], log, max_restarts=1, window=1)
+    now = [1000.0]  # the watchdog's clock; the processes and their waits stay real
+    dog = make_dog(fake, alert[0], log, clock=lambda: now[0], max_restarts=1, window=100)
     _service.ServiceController(fake.service_settings()).control("started")
     os.kill(server_pid(fake), signal.SIGKILL)
     assert dog.tick() == "restarted"
-    time.sleep(1.1)
+    now[0] += 101
     os.kill(server_pid(fake), signal.SIGKILL)
     assert dog.tick() == "restarted"  # the first restart is out of the window
+    now[0] += 99
     os.kill(server_pid(fake), signal.SIGKILL)
     assert dog.tick() == "flapping"
 
@@ -180,18 +182,20 @@ def test_cli_supervised_background_process(fake, alert, tmp_path):
                               timeout=60, check=False)
 
     assert cli_run("status").returncode == 3
+    _service.ServiceController(settings).control("started")
     started = cli_run("start")
     assert started.returncode == 0 and "started (pid" in started.stdout, started.stdout
     try:
         assert "already running" in cli_run("start").stdout
-        _service.ServiceController(settings).control("started")
         old = server_pid(fake)
         os.kill(old, signal.SIGKILL)
         deadline = time.time() + 15
-        while time.time() < deadline and server_pid(fake) in (None, old):
+        log_file = tmp_path / "watchdog.log"
+        while time.time() < deadline and (server_pid(fake) in (None, old)
+                                          or "the server runs again" not in log_file.read_text()):
             time.sleep(0.1)
         assert server_pid(fake) not in (None, old)
-        text = (tmp_path / "watchdog.log").read_text()
+        text = log_file.read_text()
         assert "restarting it" in text and "the server runs again" in text
     finally:
         stopped = cli_run("stop")
