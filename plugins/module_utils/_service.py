@@ -111,8 +111,8 @@ def process_info(pid, proc_root="/proc"):
     argv = [part.decode("utf-8", "surrogateescape") for part in raw.split(b"\0")]
     while argv and argv[-1] == "":
         argv.pop()
-    return {"pid": int(pid), "state": fields[0], "ppid": int(fields[1]), "starttime": int(fields[19]),
-            "argv": argv}
+    return {"pid": int(pid), "state": fields[0], "ppid": int(fields[1]), "session": int(fields[3]),
+            "starttime": int(fields[19]), "argv": argv}
 
 
 def is_alive(info):
@@ -151,25 +151,42 @@ def scan_proc(program, conf, proc_root="/proc"):
 def find_process(program, conf, pid_file=None, proc_root="/proc"):
     """The state of one daemon: running or not, its pid, and how it was found.
 
-    Returns ``{running, pid, pids, source, pid_file, stale_pid_file}``; ``source``
-    is ``pid_file`` or ``proc``.  ``pid`` is the main process: the oldest match
-    whose parent is not itself a match.
+    Returns ``{running, pid, pids, source, pid_file, stale_pid_file, daemonized}``;
+    ``source`` is ``pid_file`` or ``proc``.  ``pid`` is the main process: the
+    oldest match that leads its own session (a daemon after ``setsid``), else
+    the oldest whose parent is not itself a match.  ``daemonized`` says whether
+    it leads its session: while ``pandora_server -D`` connects to the database
+    and loads its configuration, the foreground process that will fork the
+    daemon already has the daemon's argv, and it is not a session leader.
     """
     state = {"running": False, "pid": None, "pids": [], "source": None, "pid_file": pid_file,
-             "stale_pid_file": False}
+             "stale_pid_file": False, "daemonized": False}
     named = read_pid_file(pid_file)
     if named is not None:
         info = process_info(named, proc_root)
         if is_alive(info) and argv_matches(info["argv"], program, conf):
-            state.update(running=True, pid=named, pids=[named], source="pid_file")
+            state.update(running=True, pid=named, pids=[named], source="pid_file",
+                         daemonized=_daemonized(info, proc_root))
             return state
         state["stale_pid_file"] = True
     matches = scan_proc(program, conf, proc_root)
     if matches:
         pids = [m["pid"] for m in matches]
-        main = [m["pid"] for m in matches if m["ppid"] not in pids]
-        state.update(running=True, pid=(main or pids)[0], pids=pids, source="proc")
+        leaders = [m["pid"] for m in matches if _daemonized(m, proc_root)]
+        main = leaders or [m["pid"] for m in matches if m["ppid"] not in pids] or pids
+        state.update(running=True, pid=main[0], pids=pids, source="proc", daemonized=bool(leaders))
     return state
+
+
+def _daemonized(info, proc_root):
+    """Whether a process leads its own session.
+
+    Both Pandora daemons fork once and call ``setsid`` (``pandora_daemonize``,
+    ``ha_daemonize``), so the daemon leads its session; the foreground process
+    that forks it does not, and neither does a child the daemon forked that
+    outlived it (same argv, reparented) - neither is "the server".
+    """
+    return info["session"] == info["pid"]
 
 
 def tail_lines(path, lines=20, limit=65536):
@@ -285,7 +302,7 @@ class ServiceController(object):
     def ha_state(self):
         if not self.ha_managed:
             return {"running": False, "pid": None, "pids": [], "source": None, "pid_file": self.s.ha_pid_file,
-                    "stale_pid_file": False, "managed": False}
+                    "stale_pid_file": False, "daemonized": False, "managed": False}
         state = find_process(self.s.ha_daemon, self.s.server_conf, self.s.ha_pid_file, self.s.proc_root)
         state["managed"] = True
         return state
@@ -356,7 +373,10 @@ class ServiceController(object):
         need_ha = self.ha_managed and state in ("started", "restarted")
 
         def up(st):
-            return st["server"]["running"] and (st["ha"]["running"] or not need_ha)
+            # A started daemon has forked into its own session; a process still in the
+            # foreground (connecting to the database) is not started yet.
+            return (st["server"]["running"] and st["server"]["daemonized"]
+                    and (not need_ha or (st["ha"]["running"] and st["ha"]["daemonized"])))
 
         if state in ("started", "start-server"):
             return up, "the server running" + (" with pandora_ha" if need_ha else "")
@@ -368,7 +388,7 @@ class ServiceController(object):
                     "the server and pandora_ha stopped")
         return (lambda st: not st["server"]["running"]), "the server stopped"
 
-    def wait_for(self, goal, timeout):
+    def wait_for(self, goal, timeout, give_up=None):
         """Poll /proc until the goal holds, with the same pids, for ``settle`` seconds (or the timeout).
 
         The settle time skips the transient processes of a start: the foreground
@@ -378,9 +398,16 @@ class ServiceController(object):
         deadline = self.clock() + timeout
         status = self.status()
         since = self.clock() if goal(status) else None
+        hopeless = None
         while self.clock() < deadline or (since is not None and self.clock() < deadline + self.s.settle):
             if since is not None and self.clock() - since >= self.s.settle:
                 return status, True
+            if give_up is not None and give_up(status):
+                hopeless = hopeless if hopeless is not None else self.clock()
+                if self.clock() - hopeless >= 2 * self.s.settle + 1:
+                    break
+            else:
+                hopeless = None
             self.sleep(self.s.poll)
             current = self.status()
             if not goal(current):
@@ -424,7 +451,15 @@ class ServiceController(object):
             commands.append(self.run_verb(verb))
         if not verbs:
             return before
-        status, reached = self.wait_for(goal, self.s.timeout)
+
+        def give_up(st):
+            # The start command failed and no process of the server exists at all (not even one
+            # still in its foreground phase): waiting longer cannot help.
+            failed = any(c["rc"] != 0 for c in commands if c["verb"] in ("start", "start-server", "restart",
+                                                                         "restart-server"))
+            return failed and state != "stopped" and state != "stop-server" and not st["server"]["pids"]
+
+        status, reached = self.wait_for(goal, self.s.timeout, give_up)
         # pandora_ha stops the server when it stops; a server it did not start may still run.
         if not reached and state == "stopped" and status["server"]["running"]:
             commands.append(self.run_verb("stop-server"))
@@ -433,7 +468,7 @@ class ServiceController(object):
         if not reached and state == "started" and not status["server"]["running"] and status["ha"]["running"] \
                 and "start-server" not in [c["verb"] for c in commands]:
             commands.append(self.run_verb("start-server"))
-            status, reached = self.wait_for(goal, self.s.timeout)
+            status, reached = self.wait_for(goal, self.s.timeout, give_up)
         if not reached:
             raise OperationFailed(self._failure_message(state, wanted, status, commands),
                                   status=status, commands=commands)

@@ -111,6 +111,7 @@ class Watchdog(object):
         self.last_failure = None
         self.restarts = []
         self.running = True
+        self.recovering = None
         self.events = []
 
     def stop(self, *dummy):
@@ -123,9 +124,18 @@ class Watchdog(object):
         return details
 
     def tick(self):
-        """One check; returns the event: ok, recovered, restarted, restart_failed, flapping, standby, realert."""
+        """One check; returns the event: ok, starting, recovered, restarted, restart_failed, flapping, standby,
+        realert."""
         now = self.clock()
         server = self.controller.server_state()
+        if server["running"] and not server["daemonized"]:
+            # A server in its foreground phase (someone is starting it): neither down nor up yet.
+            return "starting"
+        if server["running"] and self.standby and self.recovering != server["pid"]:
+            # Leave standby only for a server seen on two checks in a row with the same pid:
+            # a daemon that cannot connect to its database forks and then dies.
+            self.recovering = server["pid"]
+            return "standby"
         if server["running"]:
             if self.failures and self.last_failure is not None and now - self.last_failure >= self.s.window:
                 self.log("the server ran for %d s without failing; failure count reset" % self.s.window)
@@ -140,6 +150,7 @@ class Watchdog(object):
                 return self._event("recovered", pid=server["pid"])["event"]
             return "ok"
         if self.standby:
+            self.recovering = None
             if now - self.last_alert >= self.s.realert_interval:
                 self._alert(self.standby_reason, "the server is still down (%d s since the last alert)"
                             % (now - self.last_alert))

@@ -105,6 +105,7 @@ def test_restart_fails_alert_with_context_standby_realert_recover(fake, alert):
 
     fake.set_mode("ok")
     _service.ServiceController(fake.service_settings()).control("started")
+    assert dog.tick() == "standby"  # seen once: a daemon that dies right after it forked is not back
     assert dog.tick() == "recovered" and dog.standby is False
     os.kill(server_pid(fake), signal.SIGKILL)
     assert dog.tick() == "restarted"  # out of standby, restarts again
@@ -114,7 +115,7 @@ def test_flap_budget_stops_restarts(fake, alert):
     """A server that dies right after each start is restarted max_restarts times, then alerted on."""
     log = []
     dog = make_dog(fake, alert[0], log, max_restarts=2, window=60)
-    fake.set_mode("die:0.6")
+    fake.set_mode("die:1.5")
     events = []
     deadline = time.time() + 30
     while "flapping" not in events and time.time() < deadline:

@@ -1,7 +1,7 @@
 """A small stand-in Pandora FMS installation in a directory, for fast tests of _service and _watchdog.
 
 Real processes, not mocks: ``bin/pandora_server`` is a Python daemon that forks
-into the background (like ``pandora_server -D``) and runs with the
+once into the background and calls setsid (like ``pandora_server -D``) and runs with the
 configuration file on its command line, so ``/proc`` shows
 ``python3 <dir>/bin/pandora_server <dir>/pandora_server.conf -D`` the way it
 shows ``perl /usr/bin/pandora_server /etc/pandora/pandora_server.conf -D``.
@@ -33,11 +33,10 @@ if mode == "fail":
     with open(os.path.join(base, "server.log"), "a") as log:
         log.write("[E] cannot connect to the database\n")
     sys.exit(1)
+# Like pandora_daemonize: one fork, then setsid (the daemon leads its session).
 if os.fork():
     os._exit(0)
 os.setsid()
-if os.fork():
-    os._exit(0)
 fd = os.open(os.devnull, os.O_RDWR)
 for target in (0, 1, 2):
     os.dup2(fd, target)
@@ -67,8 +66,6 @@ init = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(sys.argv[0])
 if os.fork():
     os._exit(0)
 os.setsid()
-if os.fork():
-    os._exit(0)
 fd = os.open(os.devnull, os.O_RDWR)
 for target in (0, 1, 2):
     os.dup2(fd, target)

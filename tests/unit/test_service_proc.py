@@ -26,9 +26,9 @@ def daemon(tmp_path):
     conf.write_text("servername t\n")
     procs = []
 
-    def start(*argv):
+    def start(*argv, **kwargs):
         argv = list(argv) or [sys.executable, str(program), str(conf), "-D"]
-        proc = subprocess.Popen(argv)
+        proc = subprocess.Popen(argv, **kwargs)
         procs.append(proc)
         deadline = time.time() + 5
         while time.time() < deadline:  # until exec is done and /proc shows the new argv
@@ -140,3 +140,16 @@ def test_tail_lines(tmp_path):
     assert _service.tail_lines(str(path), 3) == ["line 997", "line 998", "line 999"]
     assert _service.tail_lines(str(path), 3, limit=20) == ["line 998", "line 999"]
     assert _service.tail_lines(str(tmp_path / "missing"), 3) == []
+
+
+def test_a_session_leader_is_the_daemon(daemon):
+    """The foreground process of ``pandora_server -D`` has the daemon's argv but does not lead its
+    session; the daemon that forked and called setsid does, and it is the one reported."""
+    start, program, conf, tmp = daemon
+    foreground = start()
+    state = _service.find_process(program, conf)
+    assert state["pid"] == foreground.pid and state["daemonized"] is False
+    leader = start(sys.executable, program, conf, "-D", start_new_session=True)
+    state = _service.find_process(program, conf)
+    assert state["pids"] == [foreground.pid, leader.pid]
+    assert state["pid"] == leader.pid and state["daemonized"] is True
