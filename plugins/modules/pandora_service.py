@@ -157,13 +157,16 @@ ha_managed:
 before:
   description:
     - The state read before any command. C(server) and C(ha) each hold C(running), C(pid) (the main
-      process), C(pids), C(source) (V(pid_file) or V(proc)), C(pid_file) and C(stale_pid_file).
+      process), C(pids), C(source) (V(pid_file) or V(proc)), C(pid_file), C(stale_pid_file) and
+      C(daemonized) (the main process leads its own session, as a started Pandora daemon does; the
+      foreground process of a start that is still running does not).
   returned: always
   type: dict
   sample:
-    server: {running: true, pid: 4242, pids: [4242], source: proc, pid_file: null, stale_pid_file: false}
+    server: {running: true, pid: 4242, pids: [4242], source: proc, pid_file: null, stale_pid_file: false,
+             daemonized: true}
     ha: {running: true, pid: 4200, pids: [4200], source: pid_file, pid_file: /var/run/pandora_ha.pid,
-         stale_pid_file: false, managed: true}
+         stale_pid_file: false, daemonized: true, managed: true}
 after:
   description:
     - The state read after the commands, as RV(before). In check mode the predicted state, marked
