@@ -224,8 +224,8 @@ class Watchdog(object):
             self.log("cannot run the alert command %s: %s" % (argv[0], exc.strerror or exc))
             return None
         output = proc.stdout.decode("utf-8", "replace").strip()[-ALERT_OUTPUT_LIMIT:]
-        self.log("alert %d (%s) sent with %s: rc %d%s" % (self.alerts, reason, argv[0], proc.returncode,
-                                                            (", output: " + output) if output else ""))
+        shown = (", output: " + output) if output else ""
+        self.log("alert %d (%s) sent with %s: rc %d%s" % (self.alerts, reason, argv[0], proc.returncode, shown))
         self._event("alert", reason=reason, rc=proc.returncode)
         return proc.returncode
 

@@ -28,6 +28,7 @@ open(%r, "a").write(json.dumps(ctx) + "\\n")
 print("sms sent")
 """
 
+
 @pytest.fixture
 def fake(tmp_path):
     inst = FakePandora(tmp_path / "pandora")
