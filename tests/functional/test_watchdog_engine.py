@@ -62,13 +62,21 @@ def server_pid(fake):
     return _service.find_process(fake.server, fake.conf)["pid"]
 
 
+def kill(pid):
+    """SIGKILL, then wait until /proc shows the process dead (delivery is asynchronous)."""
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.time() + 5
+    while _service.is_alive(_service.process_info(pid)) and time.time() < deadline:
+        time.sleep(0.01)
+
+
 def test_a_killed_server_is_restarted(fake, alert):
     log = []
     dog = make_dog(fake, alert[0], log)
     _service.ServiceController(fake.service_settings()).control("started")
     assert dog.tick() == "ok"
     old = server_pid(fake)
-    os.kill(old, signal.SIGKILL)
+    kill(old)
     assert dog.tick() == "restarted"
     new = server_pid(fake)
     assert new and new != old
@@ -108,7 +116,7 @@ def test_restart_fails_alert_with_context_standby_realert_recover(fake, alert):
     _service.ServiceController(fake.service_settings()).control("started")
     assert dog.tick() == "standby"  # seen once: a daemon that dies right after it forked is not back
     assert dog.tick() == "recovered" and dog.standby is False
-    os.kill(server_pid(fake), signal.SIGKILL)
+    kill(server_pid(fake))
     assert dog.tick() == "restarted"  # out of standby, restarts again
 
 
@@ -140,13 +148,13 @@ def test_budget_window_forgets_old_restarts(fake, alert):
     now = [1000.0]  # the watchdog's clock; the processes and their waits stay real
     dog = make_dog(fake, alert[0], log, clock=lambda: now[0], max_restarts=1, window=100)
     _service.ServiceController(fake.service_settings()).control("started")
-    os.kill(server_pid(fake), signal.SIGKILL)
+    kill(server_pid(fake))
     assert dog.tick() == "restarted"
     now[0] += 101
-    os.kill(server_pid(fake), signal.SIGKILL)
+    kill(server_pid(fake))
     assert dog.tick() == "restarted"  # the first restart is out of the window
     now[0] += 99
-    os.kill(server_pid(fake), signal.SIGKILL)
+    kill(server_pid(fake))
     assert dog.tick() == "flapping"
 
 
@@ -190,7 +198,7 @@ def test_cli_supervised_background_process(fake, alert, tmp_path):
     try:
         assert "already running" in cli_run("start").stdout
         old = server_pid(fake)
-        os.kill(old, signal.SIGKILL)
+        kill(old)
         deadline = time.time() + 15
         log_file = tmp_path / "watchdog.log"
         while time.time() < deadline and (server_pid(fake) in (None, old)
