@@ -571,7 +571,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pandorafms.server.plugins.module_utils._errors import PandoraError
 from ansible_collections.pandorafms.server.plugins.module_utils._history_move import MOVE_OPTIONS
 from ansible_collections.pandorafms.server.plugins.module_utils._maintain import (
-    COMPACT_OPTIONS, PARTITION_OPTIONS, STEP_CHOICES, options_from_params, run_maintenance)
+    COMPACT_OPTIONS, STEP_CHOICES, options_from_params, run_maintenance)
 from ansible_collections.pandorafms.server.plugins.module_utils._module_args import (
     connection_argument_spec, fail_from_error, settings_from_params, test_now)
 from ansible_collections.pandorafms.server.plugins.module_utils._purge import THRESHOLD_KEYS
@@ -612,8 +612,10 @@ def main():
     try:
         settings, server_values = settings_from_params(params)
         # The same mapping serves the db_maintenance role's scheduled job (module_utils/_job.py).
+        options = options_from_params(params)
+        options["now"] = test_now(module)
         result = run_maintenance(settings, server_values, check_mode=module.check_mode, diff=module._diff,
-                                 **dict(options_from_params(params), now=test_now(module)))
+                                 **options)
     except PandoraError as exc:
         partial = dict((key, exc.details[key]) for key in ("steps", "log") if key in exc.details)
         fail_from_error(module, exc, settings, **partial)

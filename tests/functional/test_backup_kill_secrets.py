@@ -96,7 +96,7 @@ def scratch_dirs(folder, prefix):
 
 def test_kills_leave_no_password_on_disk(pandora_db, tmp_path):
     db = bu.Checked(pandora_db)
-    bu.fill(db, agents=2, days=2)
+    bu.fill(db, agents=4, days=6)   # a dump that lasts long enough to be killed, on a quiet machine too
     dest = str(tmp_path / "backups")
     secret = ROOT_PASSWORD.encode()
     seed = int(os.environ.get("BACKUP_KILL_SEED", random.randrange(1 << 30)))
@@ -114,7 +114,7 @@ def test_kills_leave_no_password_on_disk(pandora_db, tmp_path):
             for attempt in range(3):
                 proc = start(db, kind, **options)
                 running = wait_for_tool(proc, tool)
-                time.sleep(rng.uniform(0, 0.3))
+                time.sleep(rng.uniform(0, 0.05))
                 kill_group(proc)
                 if running:
                     killed[kind] += 1

@@ -3,6 +3,7 @@
 
 import os
 import signal
+import time
 
 import pytest
 
@@ -94,6 +95,20 @@ def test_stopped_stops_both_and_is_idempotent(fake):
     assert control(fake, "stopped")["changed"] is False
 
 
+def _wait_dead(pid, timeout=10.0):
+    """Until ``pid`` is gone or a zombie: a signal is delivered asynchronously, and a quick look may come first."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with open("/proc/%d/stat" % pid) as handle:
+                if handle.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return
+        except OSError:
+            return
+        time.sleep(0.02)
+    raise AssertionError("process %d still alive %.0f s after SIGKILL" % (pid, timeout))
+
+
 def test_server_without_ha(fake):
     """A server someone started alone: stopped uses stop-server, restarted brings HA in."""
     alone = control(fake, "start-server")
@@ -104,6 +119,7 @@ def test_server_without_ha(fake):
     assert restarted["after"]["ha"]["running"]
     fake_ha = restarted["after"]["ha"]["pid"]
     os.kill(fake_ha, signal.SIGKILL)  # HA gone, server left behind
+    _wait_dead(fake_ha)
     stopped = control(fake, "stopped")
     assert verbs(stopped) == ["stop-server"]
     assert not stopped["after"]["server"]["running"]
