@@ -12,7 +12,7 @@ on the history database, so both spellings are written.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.pandorafms.server.plugins.module_utils._connection import ConnectionSettings
+from ansible_collections.pandorafms.server.plugins.module_utils._connection import ConnectionSettings, check_port
 from ansible_collections.pandorafms.server.plugins.module_utils._errors import ConfigError
 from ansible_collections.pandorafms.server.plugins.module_utils._purge import PurgeRule
 from ansible_collections.pandorafms.server.plugins.module_utils._tconfig import plan_token, write_token
@@ -68,11 +68,10 @@ def history_settings(tconfig, opts, connect_timeout=None):
     if not host:
         raise ConfigError("tconfig history_db_enabled is 1 but history_db_host is empty; set it in the console"
                           " or give history_login_host")
-    port = opts.get("port") or tconfig.get("history_db_port") or 3306
-    try:
-        port = int(port)
-    except (TypeError, ValueError):
-        raise ConfigError("history database port %r (tconfig history_db_port) is not a number" % port)
+    if opts.get("port"):
+        port = opts["port"]
+    else:
+        port = check_port(tconfig.get("history_db_port") or 3306, "tconfig token history_db_port")
     return ConnectionSettings(
         host=host, port=port,
         user=opts.get("user") or tconfig.get("history_db_user") or "pandora",

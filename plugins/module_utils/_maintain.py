@@ -32,7 +32,7 @@ from ansible_collections.pandorafms.server.plugins.module_utils._checks import (
     DiscoveryTasks, checkdb_steps, integrity_steps)
 from ansible_collections.pandorafms.server.plugins.module_utils._agents import MARKED_KEY, MODULE_CHILDREN
 from ansible_collections.pandorafms.server.plugins.module_utils._connection import (
-    ConnectionSettings, check_port, connect, existing_tables, pymysql, server_info)
+    check_port, connect, existing_tables, pymysql, server_info)
 from ansible_collections.pandorafms.server.plugins.module_utils._context import (
     Context, OutOfTime, RunLog, StepResult)
 from ansible_collections.pandorafms.server.plugins.module_utils._errors import (
@@ -40,7 +40,7 @@ from ansible_collections.pandorafms.server.plugins.module_utils._errors import (
 from ansible_collections.pandorafms.server.plugins.module_utils._history_move import (
     MOVE_OPTIONS, HistoryMoveStep, resolve_move_settings)
 from ansible_collections.pandorafms.server.plugins.module_utils._history_purge import (
-    history_purge_steps, same_database, write_history_tokens)
+    history_purge_steps, history_settings, same_database, write_history_tokens)
 from ansible_collections.pandorafms.server.plugins.module_utils._lock import MaintenanceLock
 from ansible_collections.pandorafms.server.plugins.module_utils._purge import (
     THRESHOLD_KEYS, THRESHOLDS, purge_steps, resolve_batch_size, resolve_threshold, resolve_thresholds)
@@ -218,7 +218,7 @@ def validate_options(steps, options, batch_size=None, batch_sleep=0.0, max_runti
     compaction settings) run in :meth:`MaintenanceRun.validate_database`, also before any step.
     """
     out = {"steps": normalise_steps(steps)}
-    known = THRESHOLD_KEYS + _COMPACT_KEYS + MOVE_OPTIONS + _PARTITION_KEYS
+    known = THRESHOLD_KEYS + COMPACT_OPTIONS + MOVE_OPTIONS + PARTITION_OPTIONS
     unknown = [key for key in (options or {}) if key not in known]
     if unknown:
         raise ConfigError("unknown threshold option(s): %s" % ", ".join(sorted(unknown)))
@@ -248,10 +248,11 @@ def validate_options(steps, options, batch_size=None, batch_sleep=0.0, max_runti
     return out
 
 
-# The option of the purge of partitioned tables (_partitions.py).
-_PARTITION_KEYS = ("partition_purge_exact",)
-_COMPACT_KEYS = ("days_compact", "step_compact", "compact_row_budget", "compact_chunk_rows",
-                 "history_days_compact", "history_step_compact")
+# Options passed on as they are (the engines validate them): the purge of partitioned tables (_partitions.py)
+# and the compaction step.
+PARTITION_OPTIONS = ("partition_purge_exact",)
+COMPACT_OPTIONS = ("days_compact", "step_compact", "compact_row_budget", "compact_chunk_rows",
+                   "history_days_compact", "history_step_compact")
 
 
 def _compact_module():
@@ -539,25 +540,11 @@ class MaintenanceRun(object):
         wants = "history_purge" in self.steps or "compact" in self.steps or (
             self.move_step is not None and self.move_step.settings.enabled)
         opts = self.history_options
-        enabled = str(tconfig.get("history_db_enabled", "")).strip() == "1"
-        if not wants or not (enabled or opts.get("host")):
+        settings = history_settings(tconfig, opts, self.settings.connect_timeout) if wants else None
+        if settings is None:
             if "history_purge" in self.steps:
                 self.pre_notes.append(NO_HISTORY)
             return None
-        host = opts.get("host") or tconfig.get("history_db_host")
-        if not host:
-            raise ConfigError("tconfig history_db_enabled is 1 but history_db_host is empty; set it in the console"
-                              " or give history_login_host")
-        if opts.get("port"):
-            port = opts["port"]
-        else:
-            port = check_port(tconfig.get("history_db_port") or 3306, "tconfig token history_db_port")
-        settings = ConnectionSettings(
-            host=host, port=port,
-            user=opts.get("user") or tconfig.get("history_db_user") or "pandora",
-            password=opts.get("password") if opts.get("password") is not None else tconfig.get("history_db_pass", ""),
-            database=opts.get("db") or tconfig.get("history_db_name") or "pandora",
-            connect_timeout=self.settings.connect_timeout)
         self.history_settings = settings
         try:
             self.history_conn = connect(settings)
@@ -918,12 +905,6 @@ def _predict_cascades(conn, sim, marks, cascades, explicit):
 def run_maintenance(settings, server_values=None, **options):
     """Run one maintenance; see :class:`MaintenanceRun` for the options."""
     return MaintenanceRun(settings, server_values, **options).run()
-
-
-# Options of the compaction step, passed on as they are (the engine validates them).
-COMPACT_OPTIONS = _COMPACT_KEYS
-# The option of the purge of partitioned tables (_partitions.py).
-PARTITION_OPTIONS = _PARTITION_KEYS
 
 
 def options_from_params(params):
