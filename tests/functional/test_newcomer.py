@@ -83,6 +83,8 @@ def test_molecule_prints_no_critical_line_for_a_missing_default_scenario():
                           timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "CRITICAL" not in proc.stdout, proc.stdout[-3000:]
+    # No prerun: it would force-install the collection into a cache the parallel lanes share.
+    assert "Performing prerun" not in proc.stdout, proc.stdout[-3000:]
     # The default scenario checks every playbook the collection ships.
     with open(os.path.join(REPO, "molecule", "default", "playbooks.yml")) as handle:
         imported = set(os.path.basename(p["ansible.builtin.import_playbook"]) for p in yaml.safe_load(handle))
@@ -98,3 +100,18 @@ def test_expected_molecule_failures_are_announced():
     for index in failing:
         before = tasks[index - 1]
         assert "ansible.builtin.debug" in before and "EXPECTED FAILURE" in before["name"]
+
+
+def test_no_scenario_runs_molecules_prerun():
+    """tools/molecule.sh runs scenarios in parallel lanes; molecule's prerun builds and force-installs the
+    collection into one cache directory they all share, and two lanes removing the same tree at once made a
+    scenario fail in CI. Every scenario finds the collection through .build/collections instead."""
+    scenarios = sorted(d for d in os.listdir(os.path.join(REPO, "molecule"))
+                       if os.path.isfile(os.path.join(REPO, "molecule", d, "molecule.yml")))
+    assert len(scenarios) >= 6, scenarios
+    for name in scenarios:
+        with open(os.path.join(REPO, "molecule", name, "molecule.yml")) as handle:
+            config = yaml.safe_load(handle)
+        assert config.get("prerun") is False, name
+        env = config.get("provisioner", {}).get("env", {})
+        assert env.get("ANSIBLE_COLLECTIONS_PATH", "").endswith("/.build/collections"), name
