@@ -83,6 +83,8 @@ def child(spec_json):
     from ansible_collections.pandorafms.server.plugins.module_utils._connection import ConnectionSettings
     from ansible_collections.pandorafms.server.plugins.module_utils._maintain import run_maintenance
     spec = json.loads(spec_json)
+    from ansible_collections.pandorafms.server.plugins.module_utils import _history_move
+    _history_move.PIPELINE = spec.get("walk", "pipelined") == "pipelined"
     settings = ConnectionSettings(host="127.0.0.1", port=spec["port"], user="root", password=ROOT_PASSWORD,
                                   database=spec["db"], connect_timeout=30)
     started = time.monotonic()
@@ -95,9 +97,9 @@ def child(spec_json):
                       "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}))
 
 
-def run_ours(main, mdb, step):
+def run_ours(main, mdb, step, walk="pipelined"):
     proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child",
-                           json.dumps({"port": main.port, "db": mdb, "step": step})],
+                           json.dumps({"port": main.port, "db": mdb, "step": step, "walk": walk})],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError("the mover failed: %s" % proc.stderr[-3000:])
@@ -185,6 +187,8 @@ def main():
     parser.add_argument("--no-pt", action="store_true", help="skip pt-archiver")
     parser.add_argument("--no-writer", action="store_true", help="skip the writer-impact phase")
     parser.add_argument("--writer-seconds", type=float, default=8.0)
+    parser.add_argument("--walks", default="pipelined,serial",
+                        help="which walks of ours to run: pipelined (the default one on MariaDB), serial (MySQL's)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -206,44 +210,53 @@ def main():
         generate(main, mdb, rows)
         print("generated %d rows in %.1f s" % (rows, time.monotonic() - started), flush=True)
         pt = not args.no_pt and ensure_pt_archiver()
+        walks = [w for w in args.walks.split(",") if w]
         for step in [int(s) for s in args.steps.split(",")]:
             entry = {"step": step}
-            refill(main, mdb, history, hdb)
-            expected = fingerprint(main, mdb)
-            entry["ours"] = run_ours(main, mdb, step)
-            entry["ours"]["ok"] = fingerprint(history, hdb) == expected and fingerprint(main, mdb)[0] == 0
-            entry["ours"]["rows_per_s"] = round(rows / entry["ours"]["step_seconds"], 1)
-            print("ours  step %5d: %8.1f rows/s (%.1f s, %d blocks, RSS %.0f MB, ok=%s) load %s" % (
-                step, entry["ours"]["rows_per_s"], entry["ours"]["step_seconds"], entry["ours"]["blocks"],
-                entry["ours"]["rss_mb"], entry["ours"]["ok"], os.getloadavg()), flush=True)
+            for walk in walks:
+                refill(main, mdb, history, hdb)
+                expected = fingerprint(main, mdb)
+                ours = run_ours(main, mdb, step, walk)
+                ours["ok"] = fingerprint(history, hdb) == expected and fingerprint(main, mdb)[0] == 0
+                ours["rows_per_s"] = round(rows / ours["step_seconds"], 1)
+                entry["ours_" + walk] = ours
+                print("ours %-9s step %5d: %8.1f rows/s (%.1f s, %d blocks, RSS %.0f MB, ok=%s) load %s" % (
+                    walk, step, ours["rows_per_s"], ours["step_seconds"], ours["blocks"], ours["rss_mb"], ours["ok"],
+                    os.getloadavg()), flush=True)
             if pt:
                 refill(main, mdb, history, hdb)
+                expected = fingerprint(main, mdb)
                 entry["pt"] = run_pt(main, mdb, history, hdb, step, main.basedir)
                 entry["pt"]["ok"] = fingerprint(history, hdb) == expected and fingerprint(main, mdb)[0] == 0
                 entry["pt"]["rows_per_s"] = round(rows / entry["pt"]["seconds"], 1)
-                entry["ratio"] = round(entry["ours"]["rows_per_s"] / entry["pt"]["rows_per_s"], 2)
-                print("pt    step %5d: %8.1f rows/s (%.1f s, ok=%s); ours / pt-archiver = %.2f  load %s" % (
-                    step, entry["pt"]["rows_per_s"], entry["pt"]["seconds"], entry["pt"]["ok"], entry["ratio"],
-                    os.getloadavg()), flush=True)
+                ratios = dict((walk, round(entry["ours_" + walk]["rows_per_s"] / entry["pt"]["rows_per_s"], 2))
+                              for walk in walks)
+                entry["ratio"] = ratios
+                print("pt             step %5d: %8.1f rows/s (%.1f s, ok=%s); ours / pt-archiver: %s  load %s" % (
+                    step, entry["pt"]["rows_per_s"], entry["pt"]["seconds"], entry["pt"]["ok"],
+                    ", ".join("%s %.2f" % item for item in sorted(ratios.items())), os.getloadavg()), flush=True)
             out["runs"].append(entry)
         if not pt:
             out["pt_archiver"] = "not run (--no-pt, or pt-archiver missing and not installable)"
         if not args.no_writer:
-            refill(main, mdb, history, hdb)
-            writer = Writer(main, mdb)
-            writer.start()
-            time.sleep(args.writer_seconds)
-            alone = percentiles(writer.take())
-            moving = run_ours(main, mdb, 1000)
-            during = percentiles(writer.take())
-            writer.stop.set()
-            writer.join(10)
-            out["writer"] = {"alone": alone, "during_move": during, "move": moving,
-                             "p99_ratio": round(during["p99_ms"] / alone["p99_ms"], 2) if alone.get("p99_ms") else None,
-                             "median_ratio": (round(during["median_ms"] / alone["median_ms"], 2)
-                                              if alone.get("median_ms") else None)}
-            print("writer alone %s; during the move (step 1000, delay 0) %s; p99 ratio %s" % (
-                alone, during, out["writer"]["p99_ratio"]), flush=True)
+            out["writer"] = {}
+            for walk in walks:
+                refill(main, mdb, history, hdb)
+                writer = Writer(main, mdb)
+                writer.start()
+                time.sleep(args.writer_seconds)
+                alone = percentiles(writer.take())
+                moving = run_ours(main, mdb, 1000, walk)
+                during = percentiles(writer.take())
+                writer.stop.set()
+                writer.join(10)
+                out["writer"][walk] = {
+                    "alone": alone, "during_move": during, "move": moving,
+                    "p99_ratio": round(during["p99_ms"] / alone["p99_ms"], 2) if alone.get("p99_ms") else None,
+                    "median_ratio": (round(during["median_ms"] / alone["median_ms"], 2)
+                                     if alone.get("median_ms") else None)}
+                print("writer, %s walk: alone %s; during the move (step 1000, delay 0) %s; p99 ratio %s" % (
+                    walk, alone, during, out["writer"][walk]["p99_ratio"]), flush=True)
     out["load_after"] = os.getloadavg()
     results = os.path.join(HERE, "results")
     os.makedirs(results, exist_ok=True)

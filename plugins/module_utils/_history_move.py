@@ -84,16 +84,39 @@ The states a range can be in, and what a resumed run does in each:
 A crash during a ``COMMIT`` leaves the transaction either committed or not;
 the journals tell which.  No state has a row on neither side: main deletes
 only rows it holds locked and has just seen committed, verified, on history.
+
+The pipelined walk (``tagente_datos``, ``tagente_datos_string``, MariaDB, delay 0)
+----------------------------------------------------------------------------------
+
+The same blocks and journals, with both servers working at once: while the
+history server copies block n+1, main deletes block n and reads block n+2.
+Two rules keep the states above:
+
+* block n+1 is committed on history only after block n is committed on main,
+  so at most one range is ever in state B, the one the journals name;
+* main reads a block without locks (adjacent ranges share the lock of their
+  boundary row, so a locked read would wait for the block before it) and
+  verifies when it deletes instead: ``DELETE ... RETURNING`` the rows' text,
+  which must be exactly the text read and copied, else the delete rolls back.
+  Main still deletes only rows it has seen committed, verified, on history.
+
+A mismatch (rows written into, or deleted from, an old range between its read
+and its delete) leaves that range in state B; it is resolved at once as
+after a crash (above) and the walk starts again, at most ``MAX_RESTARTS``
+times per run.  Runs with a ``history_db_delay`` (the sleeps set the pace
+there), tables with a key, the events with their child rows, and MySQL (no
+``DELETE ... RETURNING``) use the serial walk.
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import threading
 import time
 
 from ansible_collections.pandorafms.server.plugins.module_utils._batch import BatchExecutor, simulation
-from ansible_collections.pandorafms.server.plugins.module_utils._context import DAY, StepResult
+from ansible_collections.pandorafms.server.plugins.module_utils._context import DAY, OutOfTime, StepResult
 from ansible_collections.pandorafms.server.plugins.module_utils._errors import ConfigError, OperationFailed
 from ansible_collections.pandorafms.server.plugins.module_utils._tconfig import parse_number
 
@@ -106,6 +129,8 @@ COPIED_TOKEN = "history_move_copied_%s"
 MOVED_TOKEN = "history_move_moved_%s"
 ID_CHUNK = 1000
 INSERT_BYTES = 1 << 20  # one INSERT statement carries about this much row text
+PIPELINE = True  # the pipelined walk where it applies (tests turn it off to test the serial walk too)
+MAX_RESTARTS = 3  # mismatches the pipelined walk resolves in one run before it gives up
 
 
 class TableSpec(object):
@@ -372,7 +397,21 @@ class TableMove(object):
             hi = _scalar(self.main, "SELECT %s FROM %s WHERE %s >= %%s AND %s ORDER BY %s LIMIT %d, 1"
                          % (key, table, key, age, key, step - 1), (lo,) + age_args)
             return {"lo": int(lo), "hi": int(hi) if hi is not None else None, "cutoff": self.cutoff}
-        lo = _scalar(self.main, "SELECT MIN(%s) FROM %s WHERE %s < %%s" % (key, table, key), (self.cutoff,))
+        split = _q(spec.split)
+        if after is not None and after.get("mlo") is not None and after.get("mhi") is not None:
+            # The rest of a split second first.
+            mlo = _scalar(self.main, "SELECT MIN(%s) FROM %s WHERE %s = %%s AND %s >= %%s" % (split, table, key, split),
+                          (after["lo"], after["mhi"]))
+            if mlo is not None:
+                return self._split_range(int(after["lo"]), int(mlo))
+        if after is None:
+            lo = _scalar(self.main, "SELECT MIN(%s) FROM %s WHERE %s < %%s" % (key, table, key), (self.cutoff,))
+        else:
+            # Past the previous range: rows behind it (written there later) wait for the next run, and the walk
+            # never rereads the index entries the previous blocks deleted.
+            low, op = (after["lo"], ">") if after.get("mlo") is not None else (after["hi"], ">=")
+            lo = _scalar(self.main, "SELECT MIN(%s) FROM %s WHERE %s %s %%s AND %s < %%s" % (key, table, key, op, key),
+                         (low, self.cutoff))
         if lo is None:
             return None
         lo = int(lo)
@@ -383,8 +422,12 @@ class TableMove(object):
         if int(edge) > lo:
             return {"lo": lo, "hi": int(edge)}
         # One utimestamp holds more rows than the step: split that second by module.
-        split = _q(spec.split)
         mlo = int(_scalar(self.main, "SELECT MIN(%s) FROM %s WHERE %s = %%s" % (split, table, key), (lo,)))
+        return self._split_range(lo, mlo)
+
+    def _split_range(self, lo, mlo):
+        spec, step, key = self.spec, self.settings.step, _q(self.spec.key)
+        table, split = _q(spec.table), _q(spec.split)
         medge = _scalar(self.main, "SELECT %s FROM %s WHERE %s = %%s AND %s >= %%s ORDER BY %s LIMIT %d, 1"
                         % (split, table, key, split, split, step), (lo, mlo))
         if medge is None:
@@ -411,10 +454,12 @@ class TableMove(object):
         if batch:
             cur.execute(head + ",".join(batch))
 
-    def _read(self, table, columns, where, args, key=None):
-        """Rows of a range, locked: ``(keys, texts, (count, checksum))``; the checksum is computed by the server."""
-        sql = "SELECT %s, %s, %s FROM %s WHERE %s FOR UPDATE" % (
-            _q(key) if key else "NULL", row_text_sql(columns), row_hash_sql(columns), _q(table), where)
+    def _read(self, table, columns, where, args, key=None, lock=True):
+        """Rows of a range (locked unless ``lock`` is false): ``(keys, texts, (count, checksum))``; the checksum is
+        computed by the server."""
+        sql = "SELECT %s, %s, %s FROM %s WHERE %s%s" % (
+            _q(key) if key else "NULL", row_text_sql(columns), row_hash_sql(columns), _q(table), where,
+            " FOR UPDATE" if lock else "")
         keys, texts, total = [], [], 0
         with self.main.cursor() as cur:
             cur.execute(sql, args)
@@ -459,8 +504,12 @@ class TableMove(object):
         self.account(deleted, child_data)
         return deleted
 
-    def copy(self, rng, number, where, args, keys, texts, main_sum, child_data):
-        """Step 2: one history transaction; returns the history count of the range before the copy."""
+    def copy(self, rng, number, where, args, keys, texts, main_sum, child_data, ready=None):
+        """Step 2: one history transaction; returns the history count of the range before the copy.
+
+        ``ready`` (the pipelined walk) is called after the verification and before the journal is written: it
+        returns once main has deleted the block before this one, or raises to roll this copy back.
+        """
         spec = self.spec
         try:
             self.hist.begin()
@@ -490,6 +539,8 @@ class TableMove(object):
                 children[child] = list(csum)
             journal = {"n": number, "range": rng, "count": main_sum[0], "sum": str(main_sum[1]),
                        "before": before[0], "children": children}
+            if ready is not None:
+                ready()
             with self.hist.cursor() as cur:
                 _set_token(cur, COPIED_TOKEN % spec.table, journal)
             self._point("verified", main_sum[0])
@@ -597,6 +648,8 @@ class TableMove(object):
     # -- the walk -------------------------------------------------------------------------------
     def run(self):
         moved = self.resume()
+        if self.pipelined():
+            return moved + self.run_pipelined()
         number = self.next_number()
         after = None
         while True:
@@ -613,7 +666,122 @@ class TableMove(object):
                 after = rng["hi"] if rng.get("hi") is not None else None
                 if after is None:
                     break
+            else:
+                after = rng
         return moved
+
+    # -- the pipelined walk (tables without a key, MariaDB) ------------------------------------------
+    def pipelined(self):
+        """Whether this table moves through the pipelined walk: a catch-up run (``history_db_delay`` 0) of a table
+        without a key and without child rows, on a main server that has ``DELETE ... RETURNING`` (MariaDB)."""
+        if not PIPELINE or self.spec.pk or self.children or self.settings.delay:
+            # With a delay between blocks the sleeps set the pace: the pipeline would only load the main server
+            # harder (a writer's p99 latency doubles with it, benchmarks/bench_history_move.py) for no gain.
+            return False
+        info = getattr(self.ctx, "server", None) or {}
+        engine = info.get("engine")
+        if engine is None:
+            engine = "mariadb" if "mariadb" in str(_scalar(self.main, "SELECT VERSION()")).lower() else "mysql"
+        return engine == "mariadb"
+
+    def run_pipelined(self):
+        """Blocks as in :meth:`block`, with the two servers working at once.
+
+        While the history server copies block n+1, main deletes block n and reads block n+2. The order that
+        keeps the states of the protocol: block n+1 is committed on history only after block n was committed on
+        main, so at most one range is ever in state B, the one the journals name. Main reads without locks and
+        verifies instead, when it deletes: ``DELETE ... RETURNING`` the rows' text, which must be exactly the
+        rows read and copied, else the delete is rolled back. A mismatch (rows written into or removed from the
+        old range since it was read) leaves that range in state B, which is resolved at once as after a crash,
+        and the walk starts over (at most MAX_RESTARTS times in one run).
+        """
+        restarts = 0
+        moved = 0
+        while True:
+            done, mismatch = self._pipeline()
+            moved += done
+            if not mismatch:
+                return moved
+            restarts += 1
+            if restarts > MAX_RESTARTS:
+                raise OperationFailed(
+                    "history_move: the rows of old ranges of %s kept changing on the main database while they were"
+                    " moved (%d times in this run); whatever writes or deletes %s rows older than the cutoff must"
+                    " stop, then run again. Nothing was lost: every range is on one side only or named by the"
+                    " journals" % (self.spec.table, restarts, self.spec.table))
+            self.ctx.log(SOURCE, "  %s range %s changed on main while it was moved; resolving it and going on."
+                         % (self.spec.table, json.dumps(mismatch)))
+            moved += self.resume()
+
+    def _pipeline(self):
+        """One pass of the pipelined walk: ``(rows moved, None)``, or ``(rows moved, range)`` for a mismatch."""
+        number = self.next_number()
+        worker = _CopyWorker(self, number - 1)
+        worker.start()
+        moved, prev, stop = 0, None, None
+        rng = self.next_range(None)
+        try:
+            while rng is not None or prev is not None:
+                item = None
+                if rng is not None and (prev is not None or self.blocks):
+                    try:
+                        self.ctx.check_time()
+                    except OutOfTime as exc:
+                        stop, rng = exc, None
+                    else:
+                        if self.settings.delay:
+                            time.sleep(self.settings.delay)
+                if rng is not None:
+                    item = self.read_block(rng, number)
+                    if item is not None:
+                        worker.submit(item)
+                        number += 1
+                if prev is not None:
+                    worker.wait(prev.number)
+                    self._point("copied", prev.count)
+                    deleted = self.delete_block(prev)
+                    if deleted is None:
+                        return moved, prev.rng
+                    worker.main_done(prev.number)
+                    moved += deleted
+                prev = item
+                if rng is not None:
+                    rng = self.next_range(rng)
+        finally:
+            worker.finish()
+        if stop is not None:
+            raise stop
+        return moved, None
+
+    def read_block(self, rng, number):
+        where, args = self.pred(rng)
+        _keys, texts, main_sum = self._read(self.spec.table, self.columns, where, args, lock=False)
+        if not texts:
+            return None
+        self._point("locked", len(texts))
+        return _Block(number, rng, where, args, texts, main_sum)
+
+    def delete_block(self, item):
+        """Step 3 of the pipelined walk: the rows deleted must be exactly the rows copied (else ``None``)."""
+        spec = self.spec
+        try:
+            self.main.begin()
+            with self.main.cursor() as cur:
+                sql = "DELETE FROM %s WHERE %s RETURNING %s" % (_q(spec.table), item.where, row_text_sql(self.columns))
+                cur.execute(sql, item.args)
+                gone = sorted(row[0] for row in cur.fetchall())
+                if gone != sorted(item.texts):
+                    self.main.rollback()
+                    return None
+                _set_token(cur, MOVED_TOKEN % spec.table, {"n": item.number})
+            self._point("deleted", len(gone))
+            self.main.commit()
+        except Exception:
+            _rollback(self.main)
+            raise
+        self._point("committed", len(gone))
+        self.account(len(gone), [])
+        return len(gone)
 
     def count_left(self, executor=None):
         """Rows older than the cutoff on main (check mode: minus what earlier steps would delete)."""
@@ -629,6 +797,97 @@ class TableMove(object):
         expr = "UNIX_TIMESTAMP(MIN(%s))" % col if self.spec.kind == "datetime" else "MIN(%s)" % col
         oldest = _scalar(self.main, "SELECT %s FROM %s WHERE %s" % (expr, _q(self.spec.table), age), age_args)
         return 0 if oldest is None else max(0, int(self.ctx.now - int(oldest)))
+
+
+class _Block(object):
+    """A block read from main and handed to the history side."""
+
+    def __init__(self, number, rng, where, args, texts, main_sum):
+        self.number = number
+        self.rng = rng
+        self.where = where
+        self.args = args
+        self.texts = texts
+        self.main_sum = main_sum
+        self.count = main_sum[0]
+
+
+class _Stopped(Exception):
+    """The walk is ending: the copy in progress rolls back."""
+
+
+class _CopyWorker(threading.Thread):
+    """The history side of the pipelined walk: copies blocks in order, on the history connection only.
+
+    A block's copy is committed only once main has deleted the block before it (``main_done``); the main thread
+    waits for a block's commit (``wait``) before it deletes the block on main. ``finish`` rolls back a copy that is
+    not committed and ends the thread.
+    """
+
+    def __init__(self, mover, done):
+        threading.Thread.__init__(self, name="history_move-copy", daemon=True)
+        self.mover = mover
+        self.cond = threading.Condition()
+        self.queue = []
+        self.committed = done      # the last block number committed on history
+        self.deleted = done        # the last block number deleted on main
+        self.error = None
+        self.stopping = False
+
+    def submit(self, item):
+        with self.cond:
+            self.queue.append(item)
+            self.cond.notify_all()
+
+    def main_done(self, number):
+        with self.cond:
+            self.deleted = number
+            self.cond.notify_all()
+
+    def wait(self, number):
+        """Until block ``number`` is committed on history; re-raises the history side's error."""
+        with self.cond:
+            while self.committed < number and self.error is None:
+                self.cond.wait()
+            if self.error is not None:
+                raise self.error
+
+    def finish(self):
+        with self.cond:
+            self.stopping = True
+            self.cond.notify_all()
+        self.join()
+
+    def _ready(self, number):
+        def ready():
+            with self.cond:
+                while self.deleted < number - 1 and not self.stopping:
+                    self.cond.wait()
+                if self.deleted < number - 1:
+                    raise _Stopped()
+        return ready
+
+    def run(self):
+        mover = self.mover
+        try:
+            while True:
+                with self.cond:
+                    while not self.queue and not self.stopping:
+                        self.cond.wait()
+                    if self.stopping:
+                        return
+                    item = self.queue.pop(0)
+                mover.copy(item.rng, item.number, item.where, item.args, [], item.texts, item.main_sum, [],
+                           ready=self._ready(item.number))
+                with self.cond:
+                    self.committed = item.number
+                    self.cond.notify_all()
+        except _Stopped:
+            return
+        except BaseException as exc:  # pylint: disable=broad-except  # handed to the main thread
+            with self.cond:
+                self.error = exc
+                self.cond.notify_all()
 
 
 # -- the step ---------------------------------------------------------------------------------
