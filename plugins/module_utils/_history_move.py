@@ -115,7 +115,9 @@ import json
 import threading
 import time
 
+from ansible_collections.pandorafms.server.plugins.module_utils import _partitions
 from ansible_collections.pandorafms.server.plugins.module_utils._batch import BatchExecutor, simulation
+from ansible_collections.pandorafms.server.plugins.module_utils._connection import pymysql
 from ansible_collections.pandorafms.server.plugins.module_utils._context import DAY, OutOfTime, StepResult
 from ansible_collections.pandorafms.server.plugins.module_utils._errors import ConfigError, OperationFailed
 from ansible_collections.pandorafms.server.plugins.module_utils._tconfig import parse_number
@@ -127,6 +129,7 @@ DEFAULT_STEP = 1000
 MAX_STEP = 100000
 COPIED_TOKEN = "history_move_copied_%s"
 MOVED_TOKEN = "history_move_moved_%s"
+PARTITION_TOKEN = "history_move_partition_%s"
 ID_CHUNK = 1000
 INSERT_BYTES = 1 << 20  # one INSERT statement carries about this much row text
 PIPELINE = True  # the pipelined walk where it applies (tests turn it off to test the serial walk too)
@@ -317,6 +320,10 @@ class TableMove(object):
         self.blocks = 0
         self.max_block = 0
         self.resumed = None
+        self.partitions_moved = []
+        self._hist_first = None
+        self.history_partitions_auto = _flag(getattr(ctx, "history_tconfig", None) or {},
+                                             "history_partitions_auto")
 
     # -- checks ---------------------------------------------------------------------------------
     def check_schema(self, history_tables):
@@ -511,6 +518,7 @@ class TableMove(object):
         returns once main has deleted the block before this one, or raises to roll this copy back.
         """
         spec = self.spec
+        self.prepare_history_partitions(rng.get("lo"))
         try:
             self.hist.begin()
             with self.hist.cursor() as cur:
@@ -624,7 +632,7 @@ class TableMove(object):
         self.undo(journal, where, args, expected)
         return 0
 
-    def undo(self, journal, where, args, expected):
+    def undo(self, journal, where, args, expected, token=None):
         """State B -> A for a table without a key: the history range holds exactly the copy."""
         spec = self.spec
         try:
@@ -637,7 +645,7 @@ class TableMove(object):
             with self.hist.cursor() as cur:
                 cur.execute("DELETE FROM %s WHERE %s" % (_q(spec.table), where), args)
                 done = dict(journal, aborted=True)
-                _set_token(cur, COPIED_TOKEN % spec.table, done)
+                _set_token(cur, token or COPIED_TOKEN % spec.table, done)
             self.hist.commit()
         except Exception:
             _rollback(self.hist)
@@ -648,6 +656,7 @@ class TableMove(object):
     # -- the walk -------------------------------------------------------------------------------
     def run(self):
         moved = self.resume()
+        moved += self.move_partitions()
         if self.pipelined():
             return moved + self.run_pipelined()
         number = self.next_number()
@@ -669,6 +678,195 @@ class TableMove(object):
             else:
                 after = rng
         return moved
+
+    # -- whole partitions (a main table in the partitioned layout, docs/partitions.md) ------------------
+    def main_layout(self):
+        """The main table's layout when it is the partitioned one this collection manages, else None."""
+        if self.spec.pk:
+            return None
+        layout = _partitions.read_layout(self.main, self.spec.table)
+        return layout if layout.managed else None
+
+    @staticmethod
+    def partition_ranges(layout):
+        """``{name: (lo, hi)}`` of the dated partitions: the first also holds every dated row before its start."""
+        out, lower = {}, 1
+        for part in layout.dated:
+            out[part.name] = (lower, part.upper)
+            lower = part.upper
+        return out
+
+    def expired_partitions(self, layout):
+        """``[(name, lo, hi)]`` of the dated partitions whose whole range is older than the cutoff."""
+        ranges = self.partition_ranges(layout)
+        return [(p.name,) + ranges[p.name] for p in _partitions.droppable(layout, self.cutoff_epoch)]
+
+    def move_partitions(self):
+        """Move every expired partition whole: copy, verify, then drop it on main (no row deleted on main)."""
+        layout = self.main_layout()
+        if layout is None:
+            return 0
+        moved = self.resume_partition(layout)
+        for index, (name, lo, hi) in enumerate(self.expired_partitions(_partitions.read_layout(self.main,
+                                                                                               self.spec.table))):
+            if index or moved:
+                self.ctx.check_time()
+                if self.settings.delay:
+                    time.sleep(self.settings.delay)
+            moved += self.move_partition(name, lo, hi)
+        return moved
+
+    def _partition_sum(self, name):
+        """Count and checksum of one main partition, the table locked by the caller or not."""
+        sql = "SELECT COUNT(*), COALESCE(SUM(%s), 0) FROM %s PARTITION (%s)" % (
+            row_hash_sql(self.columns), _q(self.spec.table), _q(name))
+        with self.main.cursor() as cur:
+            cur.execute(sql)
+            count, total = cur.fetchone()
+        return int(count), int(total)
+
+    def move_partition(self, name, lo, hi):
+        """One partition: states A (untouched) -> B (copied, journal on history) -> C (dropped on main)."""
+        spec = self.spec
+        table = spec.table
+        where, args = "%s >= %%s AND %s < %%s" % (_q(spec.key), _q(spec.key)), (lo, hi)
+        self.ctx.log(SOURCE, "  copying partition %s of %s to the history database." % (name, table))
+        self.prepare_history_partitions(lo)
+        count, total = 0, 0
+        try:
+            self.hist.begin()
+            before = self.checksum(self.hist, table, self.columns, where, args)
+            with self.hist.cursor() as hcur:
+                # Streamed from main (no lock: nothing writes rows this old; the drop below verifies it under a
+                # table lock), in INSERT statements of about INSERT_BYTES.
+                with self.main.cursor(pymysql.cursors.SSCursor) as cur:
+                    cur.execute("SELECT %s, %s FROM %s PARTITION (%s)" % (
+                        row_text_sql(self.columns), row_hash_sql(self.columns), _q(table), _q(name)))
+                    while True:
+                        chunk = cur.fetchmany(self.settings.step)
+                        if not chunk:
+                            break
+                        count += len(chunk)
+                        total += sum(int(row[1]) for row in chunk)
+                        self._insert(hcur, table, self.columns, [row[0] for row in chunk])
+                        self._point("locked", len(chunk))
+            after = self.checksum(self.hist, table, self.columns, where, args)
+            if (after[0] - before[0], after[1] - before[1]) != (count, total):
+                raise OperationFailed("history_move: verification failed for partition %s of %s: main has %d rows,"
+                                      " the history copy %d; rolled back, nothing moved"
+                                      % (name, table, count, after[0] - before[0]))
+            journal = {"partition": name, "range": {"lo": lo, "hi": hi}, "count": count, "sum": str(total),
+                       "before": before[0]}
+            with self.hist.cursor() as hcur:
+                _set_token(hcur, PARTITION_TOKEN % table, journal)
+            self._point("verified", count)
+            self.hist.commit()
+        except Exception:
+            _rollback(self.hist)
+            raise
+        self._point("copied", count)
+        return self.drop_copied(journal)
+
+    def drop_copied(self, journal):
+        """State B -> C: drop the partition if it still holds exactly the copy (checked under a table lock)."""
+        spec, name = self.spec, journal["partition"]
+        expected = (int(journal["count"]), int(journal["sum"]))
+        rng = journal["range"]
+        outcome = "kept"
+        with self.main.cursor() as cur:
+            cur.execute("SELECT @@SESSION.lock_wait_timeout")
+            previous = int(cur.fetchone()[0])
+            cur.execute("SET SESSION lock_wait_timeout = %d" % _partitions.DEFAULT_LOCK_WAIT)
+            try:
+                # Writers wait while the partition is checked and dropped: the time of one checksum.
+                cur.execute("LOCK TABLES %s WRITE" % _q(spec.table))
+                try:
+                    got = self._partition_sum(name)
+                    if got == expected or got[0] == 0:
+                        cur.execute("ALTER TABLE %s DROP PARTITION %s" % (_q(spec.table), _q(name)))
+                        outcome = "dropped" if got == expected else "empty"
+                        self._point("deleted", got[0])
+                finally:
+                    cur.execute("UNLOCK TABLES")
+            finally:
+                cur.execute("SET SESSION lock_wait_timeout = %d" % previous)
+        if outcome == "kept":
+            # Rows entered the old partition on main since the copy: undo the copy; the walk moves them.
+            where, args = "%s >= %%s AND %s < %%s" % (_q(spec.key), _q(spec.key)), (rng["lo"], rng["hi"])
+            if int(journal.get("before", 1)) != 0:
+                raise OperationFailed(
+                    "history_move: partition %s of %s is on both databases and changed on main since it was copied;"
+                    " the history database already held rows in its range, so the copy cannot be told apart from"
+                    " them. Nothing was changed; compare the range on both sides, delete the duplicates from one,"
+                    " then remove the tconfig token %s of the history database"
+                    % (name, spec.table, PARTITION_TOKEN % spec.table))
+            self.undo(journal, where, args, expected, token=PARTITION_TOKEN % spec.table)
+            return 0
+        self._mark_partition_done(journal)
+        if outcome == "empty":
+            return 0
+        self._point("committed", expected[0])
+        self.account(expected[0], [])
+        self.partitions_moved.append(name)
+        return expected[0]
+
+    def _mark_partition_done(self, journal):
+        try:
+            self.hist.begin()
+            with self.hist.cursor() as cur:
+                _set_token(cur, PARTITION_TOKEN % self.spec.table, dict(journal, done=True))
+            self.hist.commit()
+        except Exception:
+            _rollback(self.hist)
+            raise
+
+    def resume_partition(self, layout):
+        """A partition left copied and not dropped (state B) by an interrupted run: drop it or undo the copy."""
+        journal = _token(self.hist, PARTITION_TOKEN % self.spec.table)
+        if not journal or journal.get("done") or journal.get("aborted"):
+            return 0
+        name = journal["partition"]
+        self.resumed = {"partition": name, "range": journal["range"]}
+        if name not in [p.name for p in layout.partitions]:
+            # Dropped, the journal not marked yet: the rows are on history only.
+            self._mark_partition_done(journal)
+            return 0
+        self.ctx.log(SOURCE, "Resuming the interrupted move of partition %s of %s." % (name, self.spec.table))
+        return self.drop_copied(journal)
+
+    def prepare_history_partitions(self, lo):
+        """History ``tconfig`` ``history_partitions_auto`` = 1 and a history table in the managed layout: rows older
+        than the history table's first dated partition get dated partitions of their own before they are copied
+        (else they would all pile up in that first partition, which the history purge could not drop for long).
+
+        Only while the first dated partition holds no row older than its start, so it is a metadata change; on the
+        history connection (the pipelined walk calls it from its history thread).
+        """
+        if not self.history_partitions_auto or self.spec.pk or lo is None:
+            return
+        if self._hist_first is None:
+            layout = _partitions.read_layout(self.hist, self.spec.table)
+            self._hist_first = (layout.dated[0] if layout.managed and layout.dated else False)
+        first = self._hist_first
+        if not first or lo >= first.start:
+            return
+        self._hist_first = None  # read again next time
+        table = self.spec.table
+        if _partitions.count_rows(self.hist, table, [first.name], "%s < %%s" % _q(self.spec.key), (first.start,)):
+            self._hist_first = False  # it holds older rows already: leave the layout alone this run
+            return
+        interval = _partitions.read_layout(self.hist, table).interval or "day"
+        start = _partitions.period_start(max(1, int(lo)), interval)
+        items = []
+        while start < first.start:
+            upper = min(_partitions.next_start(start, interval), first.start)
+            items.append("PARTITION %s VALUES LESS THAN (%d)" % (_q(_partitions.partition_name(start)), upper))
+            start = upper
+        items.append("PARTITION %s VALUES LESS THAN (%d)" % (_q(first.name), first.upper))
+        _partitions.ddl(self.hist, "ALTER TABLE %s REORGANIZE PARTITION %s INTO (%s)" % (
+            _q(table), _q(first.name), ", ".join(items)), what="the history database's %s" % table)
+        self.ctx.log(SOURCE, "  history_partitions_auto: %d partitions added to the history database's %s."
+                     % (len(items) - 1, table))
 
     # -- the pipelined walk (tables without a key, MariaDB) ------------------------------------------
     def pipelined(self):
@@ -950,8 +1148,12 @@ class HistoryMoveStep(object):
                 out.append(StepResult(self.name, spec.table, skipped_reason=missing, threshold=threshold))
                 continue
             details = {"action": "move", "step": settings.step, "delay": settings.delay}
+            self._partition_notes(ctx, mover)
             if check:
                 rows = mover.count_left()
+                layout = mover.main_layout()
+                if layout is not None:
+                    details["partitions"] = [name for name, _lo, _hi in mover.expired_partitions(layout)]
                 pending = mover.pending()
                 details.update(blocks=-(-rows // settings.step), lag_seconds=mover.lag(),
                                pending_range=pending["range"] if pending else None)
@@ -964,6 +1166,8 @@ class HistoryMoveStep(object):
                                resumed_range=mover.resumed["range"] if mover.resumed else None)
                 if mover.child_rows:
                     details["child_rows"] = dict(mover.child_rows)
+                if mover.partitions_moved:
+                    details["partitions_moved"] = list(mover.partitions_moved)
                 seconds = time.time() - started
                 details["rows_per_second"] = round(rows / seconds, 1) if seconds > 0 else None
                 ctx.log(SOURCE, "  %d rows of %s moved in %d blocks." % (rows, spec.table, mover.blocks))
@@ -974,6 +1178,19 @@ class HistoryMoveStep(object):
             ctx.note("check mode: the history database's compaction and purge are predicted without the rows this"
                      " run would move there (they are not there yet)")
         return out
+
+    @staticmethod
+    def _partition_notes(ctx, mover):
+        """history_partitions_auto = 1 with a history table that is not in the partitioned layout: say so."""
+        if not mover.history_partitions_auto or mover.spec.pk:
+            return
+        layout = _partitions.read_layout(mover.hist, mover.spec.table)
+        if layout.exists and not layout.managed:
+            text = ("the history database's tconfig has history_partitions_auto = 1, but its %s is not in the"
+                    " partitioned layout; convert it with pandorafms.server.pandora_partitions (state: present)"
+                    " against the history database, so that its purge drops partitions" % mover.spec.table)
+            if text not in ctx.warnings:
+                ctx.warn(text)
 
     @staticmethod
     def _moved_before(ctx, mover, check):

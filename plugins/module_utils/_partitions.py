@@ -378,7 +378,7 @@ def drop_partitions(conn, table, names, lock_wait=DEFAULT_LOCK_WAIT):
 class PartitionPurgePlan(object):
     """What the purge does to one managed partitioned table; computed the same way in check mode and for real."""
 
-    def __init__(self, conn, layout, cutoff, now, exact):
+    def __init__(self, conn, layout, cutoff, now, exact, count=True):
         self.table = layout.table
         self.cutoff = cutoff
         self.exact = exact
@@ -387,7 +387,16 @@ class PartitionPurgePlan(object):
         self.drop = [p.name for p in droppable(layout, cutoff)]
         dropped = [p for p in layout.dated if p.name in self.drop]
         self.drop_upper = dropped[-1].upper if dropped else None
-        self.rows_dropped = count_rows(conn, self.table, self.drop) if self.drop else 0
+        # Counting the rows of the partitions to drop reads them all (0.4 to 0.7 s for 2.4 million rows here,
+        # several times the drop itself), so the default-mode real run reports InnoDB's estimate instead;
+        # check mode and exact mode count.
+        self.rows_estimated = not count and bool(self.drop)
+        if not self.drop:
+            self.rows_dropped = 0
+        elif count:
+            self.rows_dropped = count_rows(conn, self.table, self.drop)
+        else:
+            self.rows_dropped = sum(p.rows for p in dropped)
         self.create = ahead_plan(layout.last_upper(), now, interval, ahead)
         last = self.create[-1][1] if self.create else None
         self.rows_moved = count_rows(conn, self.table, [CATCHALL], "`%s` < %%s" % COLUMN, (last,)) if last else 0
@@ -398,7 +407,8 @@ class PartitionPurgePlan(object):
     def as_details(self, rows_deleted):
         return {"layout": "partitioned", "mode": "exact" if self.exact else "partitions",
                 "partitions_dropped": self.drop, "partitions_created": [n for n, _u in self.create],
-                "rows_dropped": self.rows_dropped, "rows_deleted": rows_deleted,
+                "rows_dropped": self.rows_dropped, "rows_dropped_estimated": self.rows_estimated,
+                "rows_deleted": rows_deleted,
                 "catchall_rows_moved": self.rows_moved, "ddl_changed": bool(self.drop or self.create),
                 "kept_below_cutoff": None}
 
@@ -813,7 +823,7 @@ def purge_partitioned(step, ctx, ex, check, cutoff, thr, started):
     if not layout.managed:
         return None
     exact = bool((getattr(ctx, "options", None) or {}).get(EXACT_OPTION))
-    plan = PartitionPurgePlan(conn, layout, cutoff, ctx.now, exact)
+    plan = PartitionPurgePlan(conn, layout, cutoff, ctx.now, exact, count=check or exact)
     table = step.table
     predicate = "%s.%s < %%s" % (table, COLUMN)
     if check:
@@ -828,8 +838,9 @@ def purge_partitioned(step, ctx, ex, check, cutoff, thr, started):
                 " partitions created" % (len(plan.drop), table, plan.rows_dropped, deleted, len(plan.create)))
     else:
         if plan.drop:
-            ctx.log(step.source, "Dropping %d partitions of %s older than the cutoff (%s .. %s, %d rows)." % (
-                len(plan.drop), table, plan.drop[0], plan.drop[-1], plan.rows_dropped))
+            ctx.log(step.source, "Dropping %d partitions of %s older than the cutoff (%s .. %s, %s%d rows)." % (
+                len(plan.drop), table, plan.drop[0], plan.drop[-1], "about " if plan.rows_estimated else "",
+                plan.rows_dropped))
             drop_partitions(conn, table, plan.drop)
         if plan.create:
             split_catchall(conn, table, plan.create)
