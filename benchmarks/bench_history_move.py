@@ -9,7 +9,12 @@ What it does:
 2. for each block size (1000 and 10000, delay 0), fills the main table from the
    source, empties the history one, and moves everything:
    * ``ours``: the maintenance engine with ``steps=[history_move]`` in a child
-     process (its peak RSS is read from the child);
+     process (its peak RSS is read from the child), once per walk (``--walks``):
+     ``pipelined`` (MariaDB's, the default), ``serial`` (what MySQL and runs
+     with a delay use), ``partitions`` (the main table first put in
+     pandora_partitions' daily layout: expired partitions move whole); the rows
+     the main server deleted are counted (``Handler_delete``; on a partitioned
+     table the partition handler and InnoDB each count a row, so twice);
    * ``pt-archiver --bulk-insert --bulk-delete --commit-each --limit N``
      (Debian's percona-toolkit, installed with apt-get when missing) between
      the same two servers, the same rows, credentials in 0600 option files;
@@ -84,7 +89,7 @@ def child(spec_json):
     from ansible_collections.pandorafms.server.plugins.module_utils._maintain import run_maintenance
     spec = json.loads(spec_json)
     from ansible_collections.pandorafms.server.plugins.module_utils import _history_move
-    _history_move.PIPELINE = spec.get("walk", "pipelined") == "pipelined"
+    _history_move.PIPELINE = spec.get("walk", "pipelined") != "serial"
     settings = ConnectionSettings(host="127.0.0.1", port=spec["port"], user="root", password=ROOT_PASSWORD,
                                   database=spec["db"], connect_timeout=30)
     started = time.monotonic()
@@ -104,6 +109,20 @@ def run_ours(main, mdb, step, walk="pipelined"):
     if proc.returncode != 0:
         raise RuntimeError("the mover failed: %s" % proc.stderr[-3000:])
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def handler_deletes(server):
+    """Rows deleted on a server so far (Handler_delete: every session's, only the benchmark's run there)."""
+    return int(server.execute("SHOW GLOBAL STATUS LIKE 'Handler_delete'")[0][1])
+
+
+def partition_main(main, db):
+    """The main tagente_datos in pandora_partitions' daily layout (a blocking ALTER: this is setup)."""
+    ensure_collection_link()
+    from ansible_collections.pandorafms.server.plugins.module_utils import _partitions as P
+    oldest = scalar(main, db, "SELECT MIN(utimestamp) FROM tagente_datos")
+    clause = P.partition_clause(P.initial_partitions(oldest, NOW, "day", 7))
+    main.execute("ALTER TABLE tagente_datos COMMENT = '%s' %s" % (P.make_comment("day", 7), clause), db)
 
 
 def ensure_pt_archiver():
@@ -187,8 +206,9 @@ def main():
     parser.add_argument("--no-pt", action="store_true", help="skip pt-archiver")
     parser.add_argument("--no-writer", action="store_true", help="skip the writer-impact phase")
     parser.add_argument("--writer-seconds", type=float, default=8.0)
-    parser.add_argument("--walks", default="pipelined,serial",
-                        help="which walks of ours to run: pipelined (the default one on MariaDB), serial (MySQL's)")
+    parser.add_argument("--walks", default="pipelined,serial,partitions",
+                        help="which walks of ours to run: pipelined (the default one on MariaDB), serial (MySQL's),"
+                             " partitions (a main table in pandora_partitions' layout)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -215,14 +235,22 @@ def main():
             entry = {"step": step}
             for walk in walks:
                 refill(main, mdb, history, hdb)
+                if walk == "partitions":
+                    partition_main(main, mdb)
                 expected = fingerprint(main, mdb)
+                deletes = handler_deletes(main)
                 ours = run_ours(main, mdb, step, walk)
+                ours["main_rows_deleted"] = handler_deletes(main) - deletes
                 ours["ok"] = fingerprint(history, hdb) == expected and fingerprint(main, mdb)[0] == 0
                 ours["rows_per_s"] = round(rows / ours["step_seconds"], 1)
                 entry["ours_" + walk] = ours
-                print("ours %-9s step %5d: %8.1f rows/s (%.1f s, %d blocks, RSS %.0f MB, ok=%s) load %s" % (
-                    walk, step, ours["rows_per_s"], ours["step_seconds"], ours["blocks"], ours["rss_mb"], ours["ok"],
-                    os.getloadavg()), flush=True)
+                if walk == "partitions":
+                    main.execute("ALTER TABLE tagente_datos REMOVE PARTITIONING", mdb)
+                    main.execute("ALTER TABLE tagente_datos COMMENT = ''", mdb)
+                values = (walk, step, ours["rows_per_s"], ours["step_seconds"], ours["blocks"], ours["rss_mb"],
+                          ours["main_rows_deleted"], ours["ok"], os.getloadavg())
+                print("ours %-10s step %5d: %8.1f rows/s (%.1f s, %d blocks, RSS %.0f MB, %d rows deleted on main,"
+                      " ok=%s) load %s" % values, flush=True)
             if pt:
                 refill(main, mdb, history, hdb)
                 expected = fingerprint(main, mdb)
@@ -242,6 +270,8 @@ def main():
             out["writer"] = {}
             for walk in walks:
                 refill(main, mdb, history, hdb)
+                if walk == "partitions":
+                    partition_main(main, mdb)
                 writer = Writer(main, mdb)
                 writer.start()
                 time.sleep(args.writer_seconds)
@@ -257,6 +287,9 @@ def main():
                                      if alone.get("median_ms") else None)}
                 print("writer, %s walk: alone %s; during the move (step 1000, delay 0) %s; p99 ratio %s" % (
                     walk, alone, during, out["writer"][walk]["p99_ratio"]), flush=True)
+                if walk == "partitions":
+                    main.execute("ALTER TABLE tagente_datos REMOVE PARTITIONING", mdb)
+                    main.execute("ALTER TABLE tagente_datos COMMENT = ''", mdb)
     out["load_after"] = os.getloadavg()
     results = os.path.join(HERE, "results")
     os.makedirs(results, exist_ok=True)

@@ -736,20 +736,19 @@ class TableMove(object):
         try:
             self.hist.begin()
             before = self.checksum(self.hist, table, self.columns, where, args)
-            with self.hist.cursor() as hcur:
-                # Streamed from main (no lock: nothing writes rows this old; the drop below verifies it under a
-                # table lock), in INSERT statements of about INSERT_BYTES.
-                with self.main.cursor(pymysql.cursors.SSCursor) as cur:
-                    cur.execute("SELECT %s, %s FROM %s PARTITION (%s)" % (
-                        row_text_sql(self.columns), row_hash_sql(self.columns), _q(table), _q(name)))
-                    while True:
-                        chunk = cur.fetchmany(self.settings.step)
-                        if not chunk:
-                            break
+            # Streamed from main by a reader thread while this one inserts on history (no lock: nothing writes
+            # rows this old; the drop below verifies it under a table lock), in INSERT statements of about
+            # INSERT_BYTES.
+            reader = _PartitionReader(self, name)
+            reader.start()
+            try:
+                with self.hist.cursor() as hcur:
+                    for chunk in reader.chunks():
                         count += len(chunk)
                         total += sum(int(row[1]) for row in chunk)
                         self._insert(hcur, table, self.columns, [row[0] for row in chunk])
-                        self._point("locked", len(chunk))
+            finally:
+                reader.finish()
             after = self.checksum(self.hist, table, self.columns, where, args)
             if (after[0] - before[0], after[1] - before[1]) != (count, total):
                 raise OperationFailed("history_move: verification failed for partition %s of %s: main has %d rows,"
@@ -1008,6 +1007,68 @@ class _Block(object):
         self.texts = texts
         self.main_sum = main_sum
         self.count = main_sum[0]
+
+
+class _PartitionReader(threading.Thread):
+    """Streams one main partition's rows (text, hash) in chunks of the step, a few chunks ahead of the inserts."""
+
+    AHEAD = 4
+
+    def __init__(self, mover, partition):
+        threading.Thread.__init__(self, name="history_move-read", daemon=True)
+        self.mover = mover
+        self.partition = partition
+        self.cond = threading.Condition()
+        self.queue = []
+        self.stopping = False
+
+    def _put(self, item):
+        with self.cond:
+            while len(self.queue) >= self.AHEAD and not self.stopping:
+                self.cond.wait()
+            if self.stopping:
+                return False
+            self.queue.append(item)
+            self.cond.notify_all()
+            return True
+
+    def run(self):
+        mover = self.mover
+        try:
+            with mover.main.cursor(pymysql.cursors.SSCursor) as cur:
+                cur.execute("SELECT %s, %s FROM %s PARTITION (%s)" % (
+                    row_text_sql(mover.columns), row_hash_sql(mover.columns), _q(mover.spec.table),
+                    _q(self.partition)))
+                while True:
+                    chunk = cur.fetchmany(mover.settings.step)
+                    if not chunk:
+                        break
+                    mover._point("locked", len(chunk))  # pylint: disable=protected-access
+                    if not self._put(chunk):
+                        return
+            self._put(None)
+        except BaseException as exc:  # pylint: disable=broad-except  # handed to the inserting thread
+            self._put(exc)
+
+    def chunks(self):
+        while True:
+            with self.cond:
+                while not self.queue:
+                    self.cond.wait()
+                item = self.queue.pop(0)
+                self.cond.notify_all()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def finish(self):
+        with self.cond:
+            self.stopping = True
+            self.queue = []
+            self.cond.notify_all()
+        self.join()
 
 
 class _Stopped(Exception):
