@@ -117,7 +117,7 @@ import time
 
 from ansible_collections.pandorafms.server.plugins.module_utils import _partitions
 from ansible_collections.pandorafms.server.plugins.module_utils._batch import BatchExecutor, simulation
-from ansible_collections.pandorafms.server.plugins.module_utils._connection import pymysql
+from ansible_collections.pandorafms.server.plugins.module_utils._connection import pymysql, server_info
 from ansible_collections.pandorafms.server.plugins.module_utils._context import DAY, OutOfTime, StepResult
 from ansible_collections.pandorafms.server.plugins.module_utils._errors import ConfigError, OperationFailed
 from ansible_collections.pandorafms.server.plugins.module_utils._tconfig import parse_number
@@ -321,7 +321,7 @@ class TableMove(object):
         self.max_block = 0
         self.resumed = None
         self.partitions_moved = []
-        self._hist_first = None
+        self._hist_layout = None
         self.history_partitions_auto = _flag(getattr(ctx, "history_tconfig", None) or {},
                                              "history_partitions_auto")
 
@@ -707,8 +707,9 @@ class TableMove(object):
         if layout is None:
             return 0
         moved = self.resume_partition(layout)
-        for index, (name, lo, hi) in enumerate(self.expired_partitions(_partitions.read_layout(self.main,
-                                                                                               self.spec.table))):
+        if self.resumed:  # the resumed partition was dropped, or is to be copied again
+            layout = _partitions.read_layout(self.main, self.spec.table)
+        for index, (name, lo, hi) in enumerate(self.expired_partitions(layout)):
             if index or moved:
                 self.ctx.check_time()
                 if self.settings.delay:
@@ -729,7 +730,7 @@ class TableMove(object):
         """One partition: states A (untouched) -> B (copied, journal on history) -> C (dropped on main)."""
         spec = self.spec
         table = spec.table
-        where, args = "%s >= %%s AND %s < %%s" % (_q(spec.key), _q(spec.key)), (lo, hi)
+        where, args = self.pred({"lo": lo, "hi": hi})
         self.ctx.log(SOURCE, "  copying partition %s of %s to the history database." % (name, table))
         self.prepare_history_partitions(lo)
         count, total = 0, 0
@@ -772,26 +773,20 @@ class TableMove(object):
         expected = (int(journal["count"]), int(journal["sum"]))
         rng = journal["range"]
         outcome = "kept"
-        with self.main.cursor() as cur:
-            cur.execute("SELECT @@SESSION.lock_wait_timeout")
-            previous = int(cur.fetchone()[0])
-            cur.execute("SET SESSION lock_wait_timeout = %d" % _partitions.DEFAULT_LOCK_WAIT)
+        with _partitions.short_lock_wait(self.main), self.main.cursor() as cur:
+            # Writers wait while the partition is checked and dropped: the time of one checksum.
+            cur.execute("LOCK TABLES %s WRITE" % _q(spec.table))
             try:
-                # Writers wait while the partition is checked and dropped: the time of one checksum.
-                cur.execute("LOCK TABLES %s WRITE" % _q(spec.table))
-                try:
-                    got = self._partition_sum(name)
-                    if got == expected or got[0] == 0:
-                        cur.execute("ALTER TABLE %s DROP PARTITION %s" % (_q(spec.table), _q(name)))
-                        outcome = "dropped" if got == expected else "empty"
-                        self._point("deleted", got[0])
-                finally:
-                    cur.execute("UNLOCK TABLES")
+                got = self._partition_sum(name)
+                if got == expected or got[0] == 0:
+                    cur.execute("ALTER TABLE %s DROP PARTITION %s" % (_q(spec.table), _q(name)))
+                    outcome = "dropped" if got == expected else "empty"
+                    self._point("deleted", got[0])
             finally:
-                cur.execute("SET SESSION lock_wait_timeout = %d" % previous)
+                cur.execute("UNLOCK TABLES")
         if outcome == "kept":
             # Rows entered the old partition on main since the copy: undo the copy; the walk moves them.
-            where, args = "%s >= %%s AND %s < %%s" % (_q(spec.key), _q(spec.key)), (rng["lo"], rng["hi"])
+            where, args = self.pred(rng)
             if int(journal.get("before", 1)) != 0:
                 raise OperationFailed(
                     "history_move: partition %s of %s is on both databases and changed on main since it was copied;"
@@ -843,18 +838,19 @@ class TableMove(object):
         """
         if not self.history_partitions_auto or self.spec.pk or lo is None:
             return
-        if self._hist_first is None:
+        if self._hist_layout is None:
             layout = _partitions.read_layout(self.hist, self.spec.table)
-            self._hist_first = (layout.dated[0] if layout.managed and layout.dated else False)
-        first = self._hist_first
-        if not first or lo >= first.start:
+            self._hist_layout = layout if layout.managed and layout.dated else False
+        layout = self._hist_layout
+        if not layout or lo >= layout.dated[0].start:
             return
-        self._hist_first = None  # read again next time
+        first = layout.dated[0]
         table = self.spec.table
         if _partitions.count_rows(self.hist, table, [first.name], "%s < %%s" % _q(self.spec.key), (first.start,)):
-            self._hist_first = False  # it holds older rows already: leave the layout alone this run
+            self._hist_layout = False  # it holds older rows already: leave the layout alone this run
             return
-        interval = _partitions.read_layout(self.hist, table).interval or "day"
+        self._hist_layout = None  # changed below: read again next time
+        interval = layout.interval or "day"
         start = _partitions.period_start(max(1, int(lo)), interval)
         items = []
         while start < first.start:
@@ -875,11 +871,10 @@ class TableMove(object):
             # With a delay between blocks the sleeps set the pace: the pipeline would only load the main server
             # harder (a writer's p99 latency doubles with it, benchmarks/bench_history_move.py) for no gain.
             return False
-        info = getattr(self.ctx, "server", None) or {}
-        engine = info.get("engine")
-        if engine is None:
-            engine = "mariadb" if "mariadb" in str(_scalar(self.main, "SELECT VERSION()")).lower() else "mysql"
-        return engine == "mariadb"
+        info = getattr(self.ctx, "server", None)
+        if info is None:
+            return server_info(self.main).is_mariadb
+        return info.get("engine") == "mariadb"
 
     def run_pipelined(self):
         """Blocks as in :meth:`block`, with the two servers working at once.

@@ -30,6 +30,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import calendar
+import contextlib
 import datetime
 import re
 import time
@@ -329,6 +330,23 @@ def droppable(layout, cutoff):
 
 
 # -- DDL with a short metadata-lock wait -------------------------------------------------------------------
+@contextlib.contextmanager
+def short_lock_wait(conn, seconds=DEFAULT_LOCK_WAIT):
+    """The session's ``lock_wait_timeout`` at ``seconds`` inside the block, set back afterwards.
+
+    The connection may be the maintenance run's: its other statements keep their own wait.
+    """
+    with conn.cursor() as cur:
+        cur.execute("SELECT @@SESSION.lock_wait_timeout")
+        previous = int(cur.fetchone()[0])
+        cur.execute("SET SESSION lock_wait_timeout = %d" % int(seconds))
+    try:
+        yield
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION lock_wait_timeout = %d" % previous)
+
+
 def ddl(conn, sql, lock_wait=DEFAULT_LOCK_WAIT, retries=3, what="table"):
     """Run a DDL statement, waiting at most ``lock_wait`` seconds for the metadata lock, a few times.
 
@@ -336,18 +354,10 @@ def ddl(conn, sql, lock_wait=DEFAULT_LOCK_WAIT, retries=3, what="table"):
     the table while it waits, so the wait is kept short and retried.
     """
     attempt = 0
-    with conn.cursor() as cur:
-        cur.execute("SELECT @@SESSION.lock_wait_timeout")
-        previous = int(cur.fetchone()[0])
     while True:
         try:
-            with conn.cursor() as cur:
-                cur.execute("SET SESSION lock_wait_timeout = %d" % int(lock_wait))
-                try:
-                    cur.execute(sql)
-                finally:
-                    # The connection may be the maintenance run's: its other statements keep their own wait.
-                    cur.execute("SET SESSION lock_wait_timeout = %d" % previous)
+            with short_lock_wait(conn, lock_wait), conn.cursor() as cur:
+                cur.execute(sql)
             return
         except DB_ERRORS as exc:
             code = exc.args[0] if exc.args else None
